@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up a virtual environment (if needed) and run every check: ruff, the descriptor
+# freshness check, frictionless on the bundled package, and the test suite.
+# Usage: ./scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/ruff check src tests scripts
+.venv/bin/ruff format --check src tests scripts
+.venv/bin/python scripts/build_descriptor.py --check
+.venv/bin/frictionless validate datapackage.json > /dev/null
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,206 @@
+"""Read a Frictionless data package safely into typed pandas frames.
+
+``load_package`` refuses unsafe resource paths before anything is read (absolute paths,
+URLs, paths that leave the package folder, directly or through a symlink), then reads
+each CSV with the column types of its Table Schema. It does not validate values: that
+is ``checks.validate_package``. Row numbers follow frictionless: the header is row 1,
+so the first data row is row 2 (``Package.row_number``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trialpool.errors import PackageError
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+# pandas dtype per Table Schema type (nullable dtypes keep empty cells as <NA>)
+_DTYPES: dict[str, str] = {
+    "string": "string",
+    "integer": "Int64",
+    "number": "Float64",
+    "boolean": "boolean",
+}
+
+
+def _check_relative(root: Path, raw: Any, what: str, descriptor: Path) -> Path:
+    """Return the resolved path of ``raw`` inside ``root`` or raise PackageError."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise PackageError(f"{descriptor}: {what}: path must be a non-empty string")
+    if _URL.match(raw):
+        raise PackageError(f"{descriptor}: {what}: remote path {raw!r} refused (URLs are not read)")
+    candidate = Path(raw)
+    if candidate.is_absolute() or raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", raw):
+        raise PackageError(f"{descriptor}: {what}: absolute path {raw!r} refused")
+    if ".." in candidate.parts:
+        raise PackageError(f"{descriptor}: {what}: path {raw!r} leaves the package folder")
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise PackageError(
+            f"{descriptor}: {what}: path {raw!r} leaves the package folder (symlink)"
+        )
+    return resolved
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file or raise a one-line PackageError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PackageError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise PackageError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise PackageError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PackageError(
+            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+@dataclass
+class Resource:
+    """One tabular resource: its name, CSV path and Table Schema."""
+
+    name: str
+    path: Path
+    schema: dict[str, Any]
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f["name"] for f in self.schema.get("fields", [])]
+
+    def field(self, name: str) -> dict[str, Any]:
+        for f in self.schema.get("fields", []):
+            if f["name"] == name:
+                return f
+        raise KeyError(name)
+
+
+@dataclass
+class Package:
+    """A package read from disk. Frames are read lazily and cached."""
+
+    root: Path
+    descriptor_path: Path
+    descriptor: dict[str, Any]
+    resources: dict[str, Resource]
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.descriptor.get("name", self.root.name))
+
+    @property
+    def version(self) -> str | None:
+        v = self.descriptor.get("version")
+        return str(v) if v is not None else None
+
+    def has(self, name: str) -> bool:
+        return name in self.resources
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The resource as a typed frame (nullable dtypes; empty cells are <NA>).
+
+        Raises PackageError when the resource is absent or its file cannot be parsed
+        with the schema's types (run ``checks.validate_package`` first for details).
+        """
+        if name not in self._frames:
+            if name not in self.resources:
+                raise PackageError(f"{self.descriptor_path}: no resource named {name!r}")
+            self._frames[name] = read_table(self.resources[name])
+        return self._frames[name]
+
+    @staticmethod
+    def row_number(index: int) -> int:
+        """Frictionless row number of the frame row at positional ``index``."""
+        return index + 2
+
+
+def read_table(resource: Resource) -> pd.DataFrame:
+    """Read one CSV with the dtypes of its schema."""
+    fields = resource.schema.get("fields", [])
+    dtypes = {f["name"]: _DTYPES.get(f.get("type", "string"), "string") for f in fields}
+    # booleans are parsed after reading (pandas needs the Table Schema spellings)
+    read_types = {k: ("string" if v == "boolean" else v) for k, v in dtypes.items()}
+    try:
+        frame = pd.read_csv(
+            resource.path,
+            dtype=read_types,
+            keep_default_na=False,
+            na_values=[""],
+            encoding="utf-8",
+        )
+    except FileNotFoundError:
+        raise PackageError(f"{resource.path}: resource {resource.name!r}: file not found") from None
+    except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PackageError(
+            f"{resource.path}: resource {resource.name!r}: cannot be read with its schema "
+            f"types ({first}); run 'trialpool validate' for row-level errors"
+        ) from None
+    for name, dtype in dtypes.items():
+        if dtype == "boolean" and name in frame.columns:
+            frame[name] = _parse_boolean(frame[name], fields, name)
+    return frame
+
+
+def _parse_boolean(column: pd.Series, fields: list[dict[str, Any]], name: str) -> pd.Series:
+    spec = next(f for f in fields if f["name"] == name)
+    true_values = set(spec.get("trueValues", ["true", "True", "TRUE", "1"]))
+    false_values = set(spec.get("falseValues", ["false", "False", "FALSE", "0"]))
+    out = pd.Series(pd.NA, index=column.index, dtype="boolean")
+    out[column.isin(true_values).fillna(False).astype(bool)] = True
+    out[column.isin(false_values).fillna(False).astype(bool)] = False
+    return out
+
+
+def load_package(descriptor: Path | str) -> Package:
+    """Read ``datapackage.json`` and its schemas; refuse unsafe paths before reading data.
+
+    Raises PackageError (one line, naming the file) on any problem with the descriptor,
+    a schema, or a resource path. CSV contents are read later, by ``Package.table``.
+    """
+    descriptor_path = Path(descriptor)
+    if descriptor_path.is_dir():
+        descriptor_path = descriptor_path / "datapackage.json"
+    root = descriptor_path.parent.resolve()
+    data = read_json(descriptor_path)
+    if not isinstance(data, dict):
+        raise PackageError(f"{descriptor_path}: descriptor must be a JSON object")
+    raw_resources = data.get("resources")
+    if not isinstance(raw_resources, list) or not raw_resources:
+        raise PackageError(f"{descriptor_path}: 'resources' must be a non-empty list")
+    # first pass: every path is checked before anything is read
+    checked: list[tuple[str, Path, Any]] = []
+    for i, res in enumerate(raw_resources):
+        if not isinstance(res, dict):
+            raise PackageError(f"{descriptor_path}: resources[{i}] must be an object")
+        name = res.get("name")
+        if not isinstance(name, str) or not name:
+            raise PackageError(f"{descriptor_path}: resources[{i}]: 'name' is missing")
+        path = _check_relative(root, res.get("path"), f"resource {name!r} path", descriptor_path)
+        schema = res.get("schema")
+        if isinstance(schema, str):
+            schema = _check_relative(root, schema, f"resource {name!r} schema", descriptor_path)
+        elif not isinstance(schema, dict):
+            raise PackageError(f"{descriptor_path}: resource {name!r}: 'schema' is missing")
+        checked.append((name, path, schema))
+    resources: dict[str, Resource] = {}
+    for name, path, schema in checked:
+        schema_dict = read_json(schema) if isinstance(schema, Path) else schema
+        if not isinstance(schema_dict, dict) or not isinstance(schema_dict.get("fields"), list):
+            raise PackageError(f"{descriptor_path}: resource {name!r}: schema has no 'fields' list")
+        if name in resources:
+            raise PackageError(f"{descriptor_path}: resource name {name!r} is used twice")
+        resources[name] = Resource(name=name, path=path, schema=schema_dict)
+    return Package(root=root, descriptor_path=descriptor_path, descriptor=data, resources=resources)
