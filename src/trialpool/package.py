@@ -19,7 +19,11 @@ import pandas as pd
 
 from trialpool.errors import PackageError
 
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+:")
+
+# profile names frictionless knows without fetching anything
+_PACKAGE_PROFILES = {"data-package", "tabular-data-package"}
+_RESOURCE_PROFILES = {"data-resource", "tabular-data-resource"}
 
 # pandas dtype per Table Schema type (nullable dtypes keep empty cells as <NA>)
 _DTYPES: dict[str, str] = {
@@ -41,7 +45,12 @@ def _check_relative(root: Path, raw: Any, what: str, descriptor: Path) -> Path:
         raise PackageError(f"{descriptor}: {what}: absolute path {raw!r} refused")
     if ".." in candidate.parts:
         raise PackageError(f"{descriptor}: {what}: path {raw!r} leaves the package folder")
-    resolved = (root / candidate).resolve()
+    try:
+        resolved = (root / candidate).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loop, NUL byte, too long
+        raise PackageError(
+            f"{descriptor}: {what}: path {raw!r} cannot be resolved: {exc}"
+        ) from None
     if not resolved.is_relative_to(root.resolve()):
         raise PackageError(
             f"{descriptor}: {what}: path {raw!r} leaves the package folder (symlink)"
@@ -74,6 +83,15 @@ class Resource:
     name: str
     path: Path
     schema: dict[str, Any]
+    #: the path as written in the descriptor (relative to the package folder)
+    relpath: str | None = None
+    #: the resource's descriptor entry, with ``schema``/``dialect`` inlined as read
+    descriptor: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_path(self) -> str:
+        """The path to show users: relative to the package folder."""
+        return self.relpath if self.relpath is not None else self.path.name
 
     @property
     def field_names(self) -> list[str]:
@@ -164,8 +182,38 @@ def _parse_boolean(column: pd.Series, fields: list[dict[str, Any]], name: str) -
     return out
 
 
+def _check_profile(value: Any, allowed: set[str], what: str, descriptor: Path) -> None:
+    """Refuse a ``profile`` that frictionless would fetch (a URL) or read (a path)."""
+    if value is None or (isinstance(value, str) and value in allowed):
+        return
+    raise PackageError(
+        f"{descriptor}: {what}: profile {value!r} refused (only {', '.join(sorted(allowed))}; "
+        "custom profiles are not fetched or read)"
+    )
+
+
+def _check_schema(schema: Any, name: str, descriptor: Path) -> dict[str, Any]:
+    """Return the schema if it has a usable ``fields`` list, else raise PackageError."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+        raise PackageError(f"{descriptor}: resource {name!r}: schema has no 'fields' list")
+    for i, spec in enumerate(schema["fields"]):
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise PackageError(
+                f"{descriptor}: resource {name!r}: schema field {i + 1} has no string 'name'"
+            )
+    return schema
+
+
 def load_package(descriptor: Path | str) -> Package:
     """Read ``datapackage.json`` and its schemas; refuse unsafe paths before reading data.
+
+    Every path the descriptor names (resource ``path``, ``schema`` and ``dialect`` when
+    they are strings) is checked first: absolute paths, URLs, ``..`` and symlinks that
+    leave the package folder are refused, as are custom ``profile`` values (frictionless
+    would fetch or read them) and multipart or inline-data resources. Only then are the
+    schema (and dialect) files read. A resource file that is missing is left for
+    validation to report; one that exists but is not a regular file (a folder, a FIFO,
+    a device) is refused, so nothing blocks on it.
 
     Raises PackageError (one line, naming the file) on any problem with the descriptor,
     a schema, or a resource path. CSV contents are read later, by ``Package.table``.
@@ -177,30 +225,51 @@ def load_package(descriptor: Path | str) -> Package:
     data = read_json(descriptor_path)
     if not isinstance(data, dict):
         raise PackageError(f"{descriptor_path}: descriptor must be a JSON object")
+    _check_profile(data.get("profile"), _PACKAGE_PROFILES, "package", descriptor_path)
     raw_resources = data.get("resources")
     if not isinstance(raw_resources, list) or not raw_resources:
         raise PackageError(f"{descriptor_path}: 'resources' must be a non-empty list")
     # first pass: every path is checked before anything is read
-    checked: list[tuple[str, Path, Any]] = []
+    checked: list[tuple[str, Path, Any, Any, dict[str, Any]]] = []
+    names: set[str] = set()
     for i, res in enumerate(raw_resources):
         if not isinstance(res, dict):
             raise PackageError(f"{descriptor_path}: resources[{i}] must be an object")
         name = res.get("name")
         if not isinstance(name, str) or not name:
             raise PackageError(f"{descriptor_path}: resources[{i}]: 'name' is missing")
-        path = _check_relative(root, res.get("path"), f"resource {name!r} path", descriptor_path)
+        if name in names:
+            raise PackageError(f"{descriptor_path}: resource name {name!r} is used twice")
+        names.add(name)
+        if "data" in res:
+            raise PackageError(f"{descriptor_path}: resource {name!r}: inline 'data' not supported")
+        what = f"resource {name!r}"
+        _check_profile(res.get("profile"), _RESOURCE_PROFILES, what, descriptor_path)
+        for key in ("extrapaths", "extraPaths"):
+            if key in res:
+                raise PackageError(f"{descriptor_path}: {what}: '{key}' (multipart) not supported")
+        path = _check_relative(root, res.get("path"), f"{what} path", descriptor_path)
+        if path.exists() and not path.is_file():
+            raise PackageError(f"{descriptor_path}: {what} path: {res['path']!r} is not a file")
         schema = res.get("schema")
         if isinstance(schema, str):
-            schema = _check_relative(root, schema, f"resource {name!r} schema", descriptor_path)
+            schema = _check_relative(root, schema, f"{what} schema", descriptor_path)
         elif not isinstance(schema, dict):
-            raise PackageError(f"{descriptor_path}: resource {name!r}: 'schema' is missing")
-        checked.append((name, path, schema))
+            raise PackageError(f"{descriptor_path}: {what}: 'schema' is missing")
+        dialect = res.get("dialect")
+        if isinstance(dialect, str):
+            dialect = _check_relative(root, dialect, f"{what} dialect", descriptor_path)
+        checked.append((name, path, schema, dialect, res))
     resources: dict[str, Resource] = {}
-    for name, path, schema in checked:
-        schema_dict = read_json(schema) if isinstance(schema, Path) else schema
-        if not isinstance(schema_dict, dict) or not isinstance(schema_dict.get("fields"), list):
-            raise PackageError(f"{descriptor_path}: resource {name!r}: schema has no 'fields' list")
-        if name in resources:
-            raise PackageError(f"{descriptor_path}: resource name {name!r} is used twice")
-        resources[name] = Resource(name=name, path=path, schema=schema_dict)
+    for name, path, schema, dialect, res in checked:
+        schema_dict = _check_schema(
+            read_json(schema) if isinstance(schema, Path) else schema, name, descriptor_path
+        )
+        entry = dict(res)
+        entry["schema"] = schema_dict
+        if isinstance(dialect, Path):
+            entry["dialect"] = read_json(dialect)
+        resources[name] = Resource(
+            name=name, path=path, schema=schema_dict, relpath=res["path"], descriptor=entry
+        )
     return Package(root=root, descriptor_path=descriptor_path, descriptor=data, resources=resources)
