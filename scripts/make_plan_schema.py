@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Write schemas/analysis-plan.schema.json from the pydantic models in trialpool.plan.
+
+The models are the single source of truth; never edit the schema file by hand.
+
+Usage::
+
+    python scripts/make_plan_schema.py           # rewrite the schema file
+    python scripts/make_plan_schema.py --check   # exit 1 if the committed file is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from trialpool.plan import plan_json_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT / "schemas" / "analysis-plan.schema.json"
+
+
+def render() -> str:
+    """The schema file's text (sorted keys would scramble the models' order: not used)."""
+    return json.dumps(plan_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write or check the schema file; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
+        if current != text:
+            print(
+                f"{SCHEMA_PATH.relative_to(ROOT)} is stale: run python scripts/make_plan_schema.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    SCHEMA_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {SCHEMA_PATH.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
