@@ -557,8 +557,8 @@ def _axis_limits(
 
     The axis shows every point, diamond and prediction interval, and the CIs of the
     typical studies; a CI reaching more than three times as far as the median study's
-    (or a few percent past a round limit) does not stretch the axis and ends in an
-    arrow instead.
+    (or, on a ratio axis, a few percent past a round limit) does not stretch the axis
+    and ends in an arrow instead.
     """
     core: list[float] = []
     extents: list[float] = []
@@ -577,8 +577,9 @@ def _axis_limits(
         median = sorted(extents)[(len(extents) - 1) // 2]
         typical = [e for e in extents if e <= 3 * median] or extents
         l_wide = max(typical)
-    # a CI end up to 8% beyond the limit gets an arrow rather than the next scale
-    half = max(1.05 * l_core, 0.92 * l_wide)
+    # ratio scales step coarsely (..., 100, 1000): a CI end up to 8% (on the log
+    # scale) beyond a limit gets an arrow rather than a ten times wider axis
+    half = max(1.05 * l_core, (0.92 if ratio else 1.0) * l_wide)
     if half <= 0:
         half = math.log(2) if ratio else 1.0
     if ratio:
