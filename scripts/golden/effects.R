@@ -16,6 +16,28 @@ export <- function(name) {
   dat
 }
 
+# What metadat's help pages say about each dataset (title and Source section), so the
+# fixture packages cite the original publication in metadat's own words.
+rd_text <- function(name) {
+  rd <- tools::Rd_db("metadat")[[paste0(name, ".Rd")]]
+  out <- tempfile()
+  tools::Rd2txt(rd, out = out, options = list(underline_titles = FALSE, width = 1000))
+  lines <- readLines(out, encoding = "UTF-8")
+  lines <- gsub("_", "", lines, fixed = TRUE)
+  heads <- grep("^[A-Z][A-Za-z()]*:$", lines)
+  section <- function(label) {
+    at <- match(paste0(label, ":"), lines)
+    if (is.na(at)) return(NULL)
+    end <- c(heads[heads > at], length(lines) + 1L)[1L] - 1L
+    body <- trimws(lines[(at + 1L):end])
+    paras <- split(body, cumsum(body == ""))
+    paras <- vapply(paras, function(p) paste(p[p != ""], collapse = " "), "")
+    paras[paras != ""]
+  }
+  list(title = trimws(lines[1L]), source = section("Source"),
+       help_url = paste0("https://wviechtb.github.io/metadat/reference/", name, ".html"))
+}
+
 bcg <- export("dat.bcg")
 bcg$n1i <- bcg$tpos + bcg$tneg
 bcg$n2i <- bcg$cpos + bcg$cneg
@@ -24,6 +46,10 @@ niel <- export("dat.nielweise2007")
 hahn <- export("dat.hahn2001")
 li <- export("dat.li2007")
 export("dat.hackshaw1998")
+metadat_docs <- lapply(c(dat.bcg = "dat.bcg", dat.normand1999 = "dat.normand1999",
+                         dat.nielweise2007 = "dat.nielweise2007"), rd_text)
+writeLines(jsonlite::toJSON(metadat_docs, auto_unbox = TRUE, pretty = TRUE),
+           file.path(data_dir, "metadat_docs.json"), useBytes = TRUE)
 
 no_args <- setNames(list(), character(0))  # written as {} in JSON
 
