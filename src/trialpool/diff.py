@@ -82,6 +82,7 @@ REASONS: dict[str, str] = {
     "value_changed": "corrects a value",
     "file_rewritten": "rewrites a file without changing values",
     "documentation_changed": "changes documentation",
+    "metadata_changed": "changes descriptor metadata",
 }
 _PRIORITY = {kind: i for i, kind in enumerate(REASONS)}
 
@@ -760,7 +761,8 @@ def _descriptor_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change
                 )
             )
         else:
-            out.append(Change("patch", "documentation_changed", f"descriptor: {key} changed"))
+            kind = "documentation_changed" if key in _DOC_KEYS else "metadata_changed"
+            out.append(Change("patch", kind, f"descriptor: {key} changed"))
     return out
 
 
