@@ -182,6 +182,47 @@ def test_scoped_judgement_gets_own_column() -> None:
     assert cols[2].name == "Blinding of outcome assessment (detection bias): death"
 
 
+def test_scoped_columns_inherit_all_outcomes_judgement(tmp_path: Path) -> None:
+    rows = [
+        ("syn_a", "rob1", "blinding_outcome_assessment", "all", "high"),
+        ("syn_a", "rob1", "blinding_outcome_assessment", "death", "low"),
+        ("syn_b", "rob1", "blinding_outcome_assessment", "all", "unclear"),
+        ("syn_c", "rob1", "random_sequence_generation", "all", "low"),
+    ]
+    df = frame(rows)
+    fig = rob_summary(df, LABELS, tool="rob1")
+    colls = collections_by_gid(fig)
+    # columns: D1 sequence, D2 blinding (all), D3 blinding (death)
+    # syn_b has no death-specific judgement: its "all" one (unclear) fills D3
+    assert sorted(tuple(o) for o in colls["rob-unclear"].get_offsets()) == [(1.0, 1.0), (2.0, 1.0)]
+    assert sorted(tuple(o) for o in colls["rob-low"].get_offsets()) == [(0.0, 2.0), (2.0, 0.0)]
+    content = [t.get_text() for t in fig.findobj(Text)]
+    assert any(c.startswith("Outcome-specific columns show") for c in content)
+    # the graph counts syn_a (low) and syn_b (unclear) in the death bar: n = 2, 50% low
+    graph = rob_graph(df, tool="rob1")
+    low = [p for p in graph.axes[0].patches if p.get_gid() == "rob-low"]
+    assert low[2].get_width() == pytest.approx(50.0)
+    n_texts = [t.get_text() for t in graph.findobj(Text) if t.get_gid() == "rob-n"]
+    assert n_texts == ["n = 1", "n = 2", "n = 2"]
+    save(graph, tmp_path / "g", formats=("png",))
+
+
+def test_result_scope_view() -> None:
+    rows = [
+        ("syn_a", "rob1", "blinding_outcome_assessment", "all", "high"),
+        ("syn_a", "rob1", "blinding_outcome_assessment", "death", "low"),
+        ("syn_b", "rob1", "blinding_outcome_assessment", "all", "unclear"),
+        ("syn_b", "rob1", "blinding_outcome_assessment", "meld", "low"),
+    ]
+    cols = rob_columns(frame(rows), "rob1", result_scope="death")
+    assert [(c.domain, c.scope) for c in cols] == [("blinding_outcome_assessment", "all")]
+    fig = rob_summary(frame(rows), LABELS, tool="rob1", result_scope="death")
+    colls = collections_by_gid(fig)
+    assert [tuple(o) for o in colls["rob-low"].get_offsets()] == [(0.0, 0.0)]  # syn_a: own
+    assert [tuple(o) for o in colls["rob-unclear"].get_offsets()] == [(0.0, 1.0)]  # syn_b: all
+    assert "Judgements for death." in [t.get_text() for t in fig.findobj(Text)]
+
+
 def test_symbols() -> None:
     assert judgement_symbol("high", "rob1") == "−"  # RevMan
     assert judgement_symbol("high", "rob2") == "×"  # robvis

@@ -195,12 +195,32 @@ def _clean(df: pd.DataFrame, tool: str) -> pd.DataFrame:
     return sub.reset_index(drop=True)
 
 
-def rob_columns(df: pd.DataFrame, tool: str = "rob1") -> list[RobColumn]:
-    """The (domain, result scope) columns present for ``tool``, in the tool's order.
+#: Readable names of result scopes that are outcome codes of the package.
+SCOPE_NAMES: dict[str, str] = {
+    "meld": "MELD",
+    "alb": "albumin",
+    "tbil": "total bilirubin",
+    "alt": "ALT",
+    "ast": "AST",
+    "inr": "INR",
+    "pt": "prothrombin time",
+    "pta": "prothrombin activity",
+    "che": "cholinesterase",
+    "crp": "CRP",
+    "death": "death",
+    "adverse_event": "adverse events",
+    "serious_adverse_event": "serious adverse events",
+    "severe_infection": "severe infection",
+    "fever": "fever",
+    "hcc": "HCC",
+}
 
-    Domains outside the tool's list follow, in order of appearance; "overall" is last.
-    """
-    sub = _clean(df, tool)
+
+def _scope_name(scope: str) -> str:
+    return SCOPE_NAMES.get(scope, scope.replace("_", " "))
+
+
+def _columns_of(sub: pd.DataFrame, tool: str) -> list[RobColumn]:
     order = list(DOMAIN_NAMES[tool])
     pairs = list(dict.fromkeys(zip(sub["domain"], sub["result_scope"], strict=True)))
 
@@ -220,9 +240,9 @@ def rob_columns(df: pd.DataFrame, tool: str = "rob1") -> list[RobColumn]:
     counter = 0
     for domain, scope in sorted(pairs, key=key):
         base = DOMAIN_NAMES[tool].get(domain, domain.replace("_", " ").capitalize())
-        name = base if scope == "all" else f"{base}: {scope.replace('_', ' ')}"
+        name = base if scope == "all" else f"{base}: {_scope_name(scope)}"
         if domain == "overall":
-            short = "Overall" if scope == "all" else f"Overall ({scope})"
+            short = "Overall" if scope == "all" else f"Overall ({_scope_name(scope)})"
         else:
             counter += 1
             short = f"D{counter}"
@@ -230,9 +250,36 @@ def rob_columns(df: pd.DataFrame, tool: str = "rob1") -> list[RobColumn]:
     return columns
 
 
-def _grid(df: pd.DataFrame, tool: str) -> tuple[pd.DataFrame, list[RobColumn]]:
+def _for_scope(sub: pd.DataFrame, result_scope: str) -> pd.DataFrame:
+    """One judgement per study and domain for one result: its own, else the "all" one."""
+    specific = sub[sub["result_scope"] == result_scope]
+    general = sub[sub["result_scope"] == "all"]
+    have = set(zip(specific["study_id"], specific["domain"], strict=True))
+    keep = [
+        (sid, dom) not in have
+        for sid, dom in zip(general["study_id"], general["domain"], strict=True)
+    ]
+    out = pd.concat([specific, general[keep]], ignore_index=True)
+    out["result_scope"] = "all"
+    return out
+
+
+@dataclass
+class _Grid:
+    sub: pd.DataFrame
+    columns: list[RobColumn]
+    studies: list[str]
+    cells: dict[tuple[str, int], str]  # (study_id, column index) -> judgement
+    inherited: set[tuple[str, int]]  # cells filled from the study's "all" judgement
+
+
+def _grid(
+    df: pd.DataFrame,
+    tool: str,
+    labels: Mapping[str, str] | None = None,
+    result_scope: str | None = None,
+) -> _Grid:
     sub = _clean(df, tool)
-    columns = rob_columns(df, tool)
     dup = sub.duplicated(["study_id", "domain", "result_scope"], keep=False)
     if dup.any():
         first = sub.loc[dup].iloc[0]
@@ -240,7 +287,40 @@ def _grid(df: pd.DataFrame, tool: str) -> tuple[pd.DataFrame, list[RobColumn]]:
             f"more than one {tool} judgement for study {first['study_id']!r}, domain "
             f"{first['domain']!r}, scope {first['result_scope']!r}"
         )
-    return sub, columns
+    if result_scope is not None and result_scope != "all":
+        sub = _for_scope(sub, result_scope)
+    if sub.empty:
+        raise ValueError(f"no {tool} judgements to plot")
+    columns = _columns_of(sub, tool)
+    studies = _study_order(sub, labels)
+    given = {(r.study_id, r.domain, r.result_scope): r.judgement for r in sub.itertuples()}
+    cells: dict[tuple[str, int], str] = {}
+    inherited: set[tuple[str, int]] = set()
+    for j, col in enumerate(columns):
+        for study in studies:
+            if (study, col.domain, col.scope) in given:
+                cells[(study, j)] = str(given[(study, col.domain, col.scope)])
+            elif col.scope != "all" and (study, col.domain, "all") in given:
+                cells[(study, j)] = str(given[(study, col.domain, "all")])
+                inherited.add((study, j))
+    return _Grid(sub, columns, studies, cells, inherited)
+
+
+def rob_columns(
+    df: pd.DataFrame, tool: str = "rob1", result_scope: str | None = None
+) -> list[RobColumn]:
+    """The (domain, result scope) columns drawn for ``tool``, in the tool's order.
+
+    Domains outside the tool's list follow, in order of appearance; "overall" is last.
+    With ``result_scope`` (an outcome, e.g. "death"), there is one column per domain.
+    """
+    return _grid(df, tool, result_scope=result_scope).columns
+
+
+_INHERIT_NOTE = (
+    "Outcome-specific columns show a study's judgement for all outcomes where it has no "
+    "outcome-specific judgement."
+)
 
 
 def _study_order(sub: pd.DataFrame, labels: Mapping[str, str] | None) -> list[str]:
@@ -257,6 +337,7 @@ def rob_summary(
     tool: str = "rob1",
     *,
     title: str | None = None,
+    result_scope: str | None = None,
 ) -> Figure:
     """Traffic-light plot: one row per study, one coloured circle per domain.
 
@@ -264,17 +345,21 @@ def rob_summary(
     not in it follow, sorted by id. Domains are numbered D1, D2, ... with their names in
     a key under the grid; "overall" (when judged) is the last column, shaded.
     Cells with no judgement are grey and blank.
+
+    Outcome-specific judgements (``result_scope`` other than "all") get their own
+    columns, where a study without one shows its all-outcomes judgement for the domain
+    (a note under the key says so). With ``result_scope="death"`` (say), the plot is
+    for that outcome: one column per domain, the outcome's own judgement where there is
+    one, else the all-outcomes one.
     """
-    sub, columns = _grid(df, tool)
-    if sub.empty:
-        raise ValueError(f"no {tool} judgements to plot")
-    studies = _study_order(sub, labels)
+    grid = _grid(df, tool, labels, result_scope)
+    columns, studies = grid.columns, grid.studies
     names = {s: (labels or {}).get(s, s) for s in studies}
     names = {s: truncate_to_width(str(n), 2.6) for s, n in names.items()}
-    lookup = {(r.study_id, r.domain, r.result_scope): r.judgement for r in sub.itertuples()}
-    used = [j for j in TOOL_JUDGEMENTS[tool] if j in set(sub["judgement"])]
-    used += sorted(set(sub["judgement"]) - set(used))
-    any_missing = any((s, c.domain, c.scope) not in lookup for s in studies for c in columns)
+    present = set(grid.cells.values())
+    used = [j for j in TOOL_JUDGEMENTS[tool] if j in present]
+    used += sorted(present - set(used))
+    any_missing = len(grid.cells) < len(studies) * len(columns)
 
     cell = 0.36  # inches per cell
     label_w = max(text_width_in(n) for n in names.values()) + 0.25
@@ -287,6 +372,10 @@ def rob_summary(
     legend_w = max(legend_w, text_width_in("Judgement", SMALL_FONTSIZE, "bold") + 0.3)
     grid_w = cell * len(columns)
     key_lines = [f"{c.short}: {c.name}" for c in columns if c.domain != "overall"]
+    if grid.inherited:
+        key_lines.append(_INHERIT_NOTE)
+    if result_scope is not None and result_scope != "all":
+        key_lines.append(f"Judgements for {_scope_name(result_scope)}.")
     key_h = 0.17 * len(key_lines) + 0.15
     title_h = 0.35 if title else 0.1
     grid_h = cell * len(studies)
@@ -331,8 +420,8 @@ def rob_summary(
             xs: list[int] = []
             ys: list[int] = []
             for i, study in enumerate(studies):
-                for j, col in enumerate(columns):
-                    if lookup.get((study, col.domain, col.scope)) == judgement:
+                for j in range(len(columns)):
+                    if grid.cells.get((study, j)) == judgement:
                         xs.append(j)
                         ys.append(i)
             if not xs:
@@ -497,28 +586,28 @@ def rob_graph(
     *,
     title: str | None = None,
     judgements: Sequence[str] | None = None,
+    result_scope: str | None = None,
 ) -> Figure:
     """Risk-of-bias graph: per domain, a bar split into the % of studies per judgement.
 
     Percentages are of the studies judged in that domain (and scope), whose number is
-    written at the end of each bar ("n = 5"). Bars are in the
-    tool's domain order from top to bottom, "overall" last in bold; the judgement
-    order (left to right) is the tool's, best first (``judgements`` overrides it).
+    written at the end of each bar ("n = 5"). Bars are in the tool's domain order from
+    top to bottom, "overall" last in bold; the judgement order (left to right) is the
+    tool's, best first (``judgements`` overrides it). Outcome-specific bars and
+    ``result_scope`` work as in :func:`rob_summary`.
     """
-    sub, columns = _grid(df, tool)
-    if sub.empty:
-        raise ValueError(f"no {tool} judgements to plot")
+    grid = _grid(df, tool, None, result_scope)
+    columns = grid.columns
     order = list(judgements) if judgements else TOOL_JUDGEMENTS[tool]
-    present = set(sub["judgement"])
+    present = set(grid.cells.values())
     order = [j for j in order if j in present] + sorted(present - set(order))
     shares: list[dict[str, float]] = []
     counts: list[int] = []
-    for col in columns:
-        cell = sub[(sub["domain"] == col.domain) & (sub["result_scope"] == col.scope)]
-        n = len(cell)
+    for j, _col in enumerate(columns):
+        values = [grid.cells[(s, j)] for s in grid.studies if (s, j) in grid.cells]
+        n = len(values)
         counts.append(n)
-        vc = cell["judgement"].value_counts()
-        shares.append({j: 100.0 * float(vc.get(j, 0)) / n if n else 0.0 for j in order})
+        shares.append({x: 100.0 * values.count(x) / n if n else 0.0 for x in order})
 
     names = [c.name for c in columns]
     label_w = max(text_width_in(n, BASE_FONTSIZE) for n in names) + 0.2
@@ -527,15 +616,22 @@ def rob_graph(
     title_h = 0.35 if title else 0.1
     legend_h = 0.3
     n_w = max(text_width_in(f"n = {n}", SMALL_FONTSIZE) for n in counts) + 0.15
-    height = title_h + bar_h * len(columns) + 0.32 + legend_h
+    notes = []
+    if grid.inherited:
+        notes.append(_INHERIT_NOTE.replace("columns show", "bars count"))
+    if result_scope is not None and result_scope != "all":
+        notes.append(f"Judgements for {_scope_name(result_scope)}.")
+    notes_h = 0.17 * len(notes)
+    height = title_h + bar_h * len(columns) + 0.32 + legend_h + notes_h
     width = 0.1 + label_w + bar_w + n_w + 0.15
+    width = max(width, max((text_width_in(n, SMALL_FONTSIZE) for n in notes), default=0) + 0.3)
 
     with style_context():
         fig = new_figure(width, height)
         ax = fig.add_axes(
             (
                 (0.1 + label_w) / width,
-                (0.32 + legend_h) / height,
+                (0.32 + legend_h + notes_h) / height,
                 bar_w / width,
                 bar_h * len(columns) / height,
             )
@@ -596,8 +692,19 @@ def rob_graph(
             columnspacing=1.2,
             edgecolor="black",
             fancybox=False,
-            bbox_to_anchor=((0.1 + label_w + bar_w / 2) / width, 0.02 / height),
+            bbox_to_anchor=((0.1 + label_w + bar_w / 2) / width, (0.02 + notes_h) / height),
         )
+        for k, note in enumerate(notes):
+            fig.text(
+                0.1,
+                notes_h - 0.03 - 0.17 * k,
+                note,
+                transform=fig_inches(fig),
+                ha="left",
+                va="top",
+                fontsize=SMALL_FONTSIZE,
+                parse_math=False,
+            )
         if title:
             fig.text(
                 0.1,
