@@ -14,6 +14,7 @@ import pytest
 from matplotlib.text import Text
 
 from trialpool.plots import PrismaCounts, prisma_counts, prisma_flow, save
+from trialpool.plots.prisma import lead_phrase
 
 NBSP = "\u00a0"
 
@@ -140,6 +141,7 @@ def test_unknown_counts_are_not_reported(screening: pd.DataFrame, tmp_path: Path
     assert "No control group (n = 2)" in content
     assert "Studies included in review (n = 2)" in content
     assert "Ongoing studies (n = 1)" in content
+    assert "Awaiting classification (n = 0)" in content
     for path in save(fig, tmp_path / "prisma"):
         assert path.stat().st_size > 1000
     w, h = png_size(tmp_path / "prisma.png")
@@ -154,6 +156,40 @@ def test_known_totals_are_shown(screening: pd.DataFrame) -> None:
     content = " ".join(t.get_text() for t in prisma_flow(c).findobj(Text)).replace(NBSP, " ")
     assert "Database search hits (n = 250)" in content
     assert "Register search hits (n = 12)" in content
+
+
+def test_reasons_shortened_to_lead_phrase() -> None:
+    assert lead_phrase("Population: a liver cirrhosis trial, not ACLF; same sponsor.") == (
+        "Population"
+    )
+    assert lead_phrase("Non-randomised (nRCT per a review · Table 1): fails the criterion") == (
+        "Non-randomised"
+    )
+    assert lead_phrase("No control group") == "No control group"
+    long = "word " * 30
+    short = lead_phrase(long, max_chars=20)
+    assert short.endswith("…") and len(short) <= 20
+    rows = pd.DataFrame(
+        {
+            "study_id": ["syn_a", "syn_b", "syn_c"],
+            "record_kind": ["journal_article"] * 3,
+            "identified_via": ["other"] * 3,
+            "stage": ["eligibility"] * 3,
+            "decision": ["exclude"] * 3,
+            "reason": ["Population: cirrhosis", "Population: hepatitis", "Design: cohort"],
+        }
+    )
+    c = prisma_counts(rows)
+    assert c.excluded_reasons == {
+        "Design: cohort": 1,
+        "Population: cirrhosis": 1,
+        "Population: hepatitis": 1,
+    }
+    short_text = " ".join(t.get_text() for t in prisma_flow(c).findobj(Text)).replace(NBSP, " ")
+    assert "Population (n = 2)" in short_text and "Design (n = 1)" in short_text
+    full = prisma_flow(c, reasons="full")
+    full_text = " ".join(t.get_text() for t in full.findobj(Text)).replace(NBSP, " ")
+    assert "Population: cirrhosis (n = 1)" in full_text
 
 
 def test_bad_stage_is_refused(screening: pd.DataFrame) -> None:

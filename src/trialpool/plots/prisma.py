@@ -26,8 +26,10 @@ Reference: Page MJ et al. The PRISMA 2020 statement. BMJ 2021;372:n71 (Fig 1).
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -43,10 +45,11 @@ from trialpool.plots.style import (
     new_figure,
     save,
     style_context,
+    text_width_in,
     wrap_to_width,
 )
 
-__all__ = ["PrismaCounts", "prisma_counts", "prisma_flow", "save"]
+__all__ = ["PrismaCounts", "lead_phrase", "prisma_counts", "prisma_flow", "save"]
 
 NOT_REPORTED = "not reported"
 
@@ -213,8 +216,51 @@ def _box_lines(spec: list[tuple[str, bool]], width: float) -> list[tuple[str, bo
     return out
 
 
-def prisma_flow(counts: PrismaCounts, *, title: str | None = None) -> Figure:
-    """Draw the PRISMA 2020 flow diagram (Identification / Screening / Included)."""
+_LEAD_BREAK = re.compile(r": |; |\. | \(| - | – | — ")
+
+
+def lead_phrase(reason: str, max_chars: int = 60) -> str:
+    """The lead phrase of a reason, for a flow-diagram box.
+
+    Reasons in the screening table are often full sentences ("Population: a liver
+    cirrhosis trial, not ACLF; ..."). The box shows the text before the first colon,
+    semicolon, full stop, opening parenthesis or dash ("Population"), shortened at a
+    word boundary to ``max_chars`` with an ellipsis if still longer.
+    """
+    text = " ".join(str(reason).split())
+    head = _LEAD_BREAK.split(text, maxsplit=1)[0].rstrip(" .,;:")
+    if len(head) < 3:
+        head = text
+    if len(head) > max_chars:
+        cut = head[: max_chars - 1].rsplit(" ", 1)[0]
+        head = cut.rstrip(" ,;:") + "…"
+    return head
+
+
+def _grouped(reasons: dict[str, int], style: str) -> dict[str, int]:
+    if style == "full":
+        return reasons
+    out: Counter[str] = Counter()
+    for reason, n in reasons.items():
+        out[lead_phrase(reason)] += n
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def prisma_flow(
+    counts: PrismaCounts,
+    *,
+    title: str | None = None,
+    reasons: Literal["short", "full"] = "short",
+) -> Figure:
+    """Draw the PRISMA 2020 flow diagram (Identification / Screening / Included).
+
+    Exclusion reasons are listed with their counts: by default their lead phrases
+    (:func:`lead_phrase`), with reasons sharing a lead phrase added up; ``reasons="full"``
+    lists each reason text whole. Records awaiting classification and ongoing studies
+    are counted in a box beside "included" (their reasons stay in the data).
+    """
+    if reasons not in ("short", "full"):
+        raise ValueError("reasons must be 'short' or 'full'")
     main_w, side_w = _BOX_W, _SIDE_W
     x_stage = _MARGIN
     x_main = x_stage + _STAGE_W + 0.2
@@ -236,21 +282,21 @@ def prisma_flow(counts: PrismaCounts, *, title: str | None = None) -> Figure:
     removed: list[tuple[str, bool]] = [
         (f"Records removed before screening {_n(counts.removed_before_screening)}", True)
     ]
-    for reason, n in counts.removed_reasons.items():
+    for reason, n in _grouped(counts.removed_reasons, reasons).items():
         removed.append((f"  {reason} {_n(n)}", False))
 
     screened = [(f"Records screened {_n(counts.screened)}", True)]
     excl_screen: list[tuple[str, bool]] = [
         (f"Records excluded {_n(counts.excluded_screening)}", True)
     ]
-    for reason, n in counts.excluded_screening_reasons.items():
+    for reason, n in _grouped(counts.excluded_screening_reasons, reasons).items():
         excl_screen.append((f"  {reason} {_n(n)}", False))
 
     assessed = [(f"Reports assessed for eligibility {_n(counts.assessed)}", True)]
     excl_elig: list[tuple[str, bool]] = [
         (f"Reports excluded {_n(counts.excluded_eligibility)}", True)
     ]
-    for reason, n in counts.excluded_reasons.items():
+    for reason, n in _grouped(counts.excluded_reasons, reasons).items():
         excl_elig.append((f"  {reason} {_n(n)}", False))
 
     included = [
@@ -259,12 +305,8 @@ def prisma_flow(counts: PrismaCounts, *, title: str | None = None) -> Figure:
     ]
     pending: list[tuple[str, bool]] = []
     if counts.awaiting or counts.ongoing:
-        pending.append((f"Studies awaiting classification {_n(counts.awaiting)}", True))
-        for reason, n in counts.awaiting_reasons.items():
-            pending.append((f"  {reason} {_n(n)}", False))
+        pending.append((f"Awaiting classification {_n(counts.awaiting)}", True))
         pending.append((f"Ongoing studies {_n(counts.ongoing)}", True))
-        for reason, n in counts.ongoing_reasons.items():
-            pending.append((f"  {reason} {_n(n)}", False))
 
     rows_spec = [
         ("Identification", ident, removed),
@@ -278,6 +320,14 @@ def prisma_flow(counts: PrismaCounts, *, title: str | None = None) -> Figure:
         s = _box_lines(side, side_w) if side else []
         h = max(len(m), len(s)) * _LINE_H + 2 * _BOX_PAD
         laid.append((stage, m, s, h))
+    # each stage bar must be tall enough for its rotated name
+    for stage in dict.fromkeys(st for st, *_ in laid):
+        idx = [i for i, row in enumerate(laid) if row[0] == stage]
+        span = sum(laid[i][3] for i in idx) + _V_GAP * (len(idx) - 1)
+        need = text_width_in(stage, BASE_FONTSIZE, "bold") + 0.3
+        if span < need:
+            st, m, s, h = laid[idx[-1]]
+            laid[idx[-1]] = (st, m, s, h + need - span)
 
     title_h = 0.4 if title else 0.05
     header_h = 0.34
