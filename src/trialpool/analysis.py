@@ -127,48 +127,55 @@ def _val(x: Any) -> Any:
     return x
 
 
-def _studies_frame(pkg: Package) -> pd.DataFrame:
-    studies = pkg.table("studies")
-    return studies.set_index(studies["study_id"].astype(str), drop=False)
+def _studies(pkg: Package) -> dict[str, dict[str, Any]]:
+    """Studies by study_id, as plain dicts (in the order of the studies table)."""
+    recs = pkg.table("studies").to_dict("records")
+    return {str(r["study_id"]): {k: _val(v) for k, v in r.items()} for r in recs}
 
 
-def _label(studies: pd.DataFrame, sid: str) -> str:
-    if sid in studies.index:
-        lab = _val(studies.at[sid, "label"]) if "label" in studies.columns else None
-        if lab:
-            return str(lab)
-    return sid
+def _label(studies: dict[str, dict[str, Any]], sid: str) -> str:
+    lab = studies.get(sid, {}).get("label")
+    return str(lab) if lab else sid
 
 
-def _eligible(studies: pd.DataFrame, designs: Sequence[str] | None) -> list[str]:
-    ids = [str(s) for s in studies["study_id"]]
+def _eligible(studies: dict[str, dict[str, Any]], designs: Sequence[str] | None) -> list[str]:
     if designs is None:
-        return ids
+        return list(studies)
     wanted = set(designs)
-    return [s for s in ids if _val(studies.at[s, "design"]) in wanted]
+    return [sid for sid, rec in studies.items() if rec.get("design") in wanted]
 
 
-def _primary_arms(pkg: Package, sid: str) -> tuple[pd.Series | None, pd.Series | None, str]:
-    """(intervention arm, control arm, problem) for a study's primary comparison."""
-    arms = pkg.table("arms")
-    rows = arms[(arms["study_id"] == sid).fillna(False)]
-    prim = rows[rows["primary_comparison"].fillna(False).astype(bool)]
-    inter = prim[(prim["role"] == "intervention").fillna(False)]
-    ctrl = prim[(prim["role"] == "control").fillna(False)]
+Row = dict[str, Any]
+
+
+def _records(frame: pd.DataFrame) -> list[Row]:
+    """A frame as plain dicts (None for empty cells): fast to filter row by row."""
+    return [{k: _val(v) for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+def _by_study(records: list[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for rec in records:
+        out.setdefault(str(rec.get("study_id")), []).append(rec)
+    return out
+
+
+def _primary_arms(arms: list[Row]) -> tuple[Row | None, Row | None, str]:
+    """(intervention arm, control arm, problem) of one study's primary comparison."""
+    prim = [a for a in arms if a.get("primary_comparison") is True]
+    inter = [a for a in prim if a.get("role") == "intervention"]
+    ctrl = [a for a in prim if a.get("role") == "control"]
     if len(inter) != 1 or len(ctrl) != 1:
-        return (
-            None,
-            None,
-            (
-                f"needs exactly one primary intervention and one primary control arm "
-                f"(has {len(inter)} and {len(ctrl)})"
-            ),
+        problem = (
+            "needs exactly one primary intervention and one primary control arm "
+            f"(has {len(inter)} and {len(ctrl)})"
         )
-    return inter.iloc[0], ctrl.iloc[0], ""
+        return None, None, problem
+    return inter[0], ctrl[0], ""
 
 
-def _is_derived(row: pd.Series) -> bool:
-    return _val(row.get("verification")) == "derived"
+def _is_derived(row: Row) -> bool:
+    return row.get("verification") == "derived"
 
 
 # --------------------------------------------------------------------------------------
@@ -176,43 +183,37 @@ def _is_derived(row: pd.Series) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-def _pick_timepoint(
-    rows: pd.DataFrame, timepoint: float | None
-) -> tuple[pd.DataFrame, float | None]:
+def _pick_timepoint(rows: list[Row], timepoint: float | None) -> tuple[list[Row], float | None]:
     """Rows at ``timepoint``; without one, the study's latest follow-up (> 0 weeks)."""
-    if rows.empty:
-        return rows, timepoint
-    times = rows["timepoint_weeks"].astype(float)
     if timepoint is not None:
-        return rows[np.isclose(times, timepoint)], timepoint
-    follow = sorted({t for t in times if t > 0})
+        return [r for r in rows if math.isclose(float(r["timepoint_weeks"]), timepoint)], timepoint
+    follow = sorted({float(r["timepoint_weeks"]) for r in rows if float(r["timepoint_weeks"]) > 0})
     if not follow:
-        return rows.iloc[0:0], None
+        return [], None
     latest = follow[-1]
-    return rows[np.isclose(times, latest)], latest
+    return [r for r in rows if math.isclose(float(r["timepoint_weeks"]), latest)], latest
 
 
 def _continuous_arm(
-    rows: pd.DataFrame, statistics: Sequence[str], include_derived: bool
-) -> pd.Series | None:
+    rows: list[Row], statistics: Sequence[str], include_derived: bool
+) -> Row | None:
     for stat in statistics:
-        sel = rows[(rows["statistic"] == stat).fillna(False)]
+        sel = [r for r in rows if r.get("statistic") == stat]
         if not include_derived:
-            sel = sel[[not _is_derived(r) for _, r in sel.iterrows()]]
-        if not sel.empty:
-            return sel.iloc[0]
+            sel = [r for r in sel if not _is_derived(r)]
+        if sel:
+            return sel[0]
     return None
 
 
-def _to_mean_sd(row: pd.Series) -> effects.MeanSD:
+def _to_mean_sd(row: Row) -> effects.MeanSD:
     def g(name: str) -> float | None:
-        v = _val(row.get(name))
+        v = row.get(name)
         return None if v is None else float(v)
 
-    n = float(_val(row["n"]))
-    got = effects.to_mean_sd(
+    return effects.to_mean_sd(
         str(row["statistic"]),
-        n,
+        float(row["n"]),
         mean=g("mean"),
         sd=g("sd"),
         se=g("se"),
@@ -222,7 +223,6 @@ def _to_mean_sd(row: pd.Series) -> effects.MeanSD:
         minimum=g("min"),
         maximum=g("max"),
     )
-    return got
 
 
 def arm_pairs(
@@ -249,63 +249,61 @@ def arm_pairs(
     ``missing`` (studies of the chosen designs without usable data).
     """
     kind = outcome_kind(pkg, outcome)
-    studies = _studies_frame(pkg)
+    studies = _studies(pkg)
     eligible = _eligible(studies, designs)
     resource = "continuous_outcomes" if kind == "continuous" else "dichotomous_outcomes"
-    data = pkg.table(resource) if pkg.has(resource) else pd.DataFrame()
-    if not data.empty:
-        data = data[(data["outcome"] == outcome).fillna(False)]
+    frame = pkg.table(resource) if pkg.has(resource) else pd.DataFrame()
+    data = [r for r in _records(frame) if r.get("outcome") == outcome]
+    data_by_study = _by_study(data)
+    arms_by_study = _by_study(_records(pkg.table("arms")))
     notes: list[str] = []
     missing: list[str] = []
     records: list[dict[str, Any]] = []
-    excluded_design = sorted(
-        {str(s) for s in data["study_id"].dropna()} - set(eligible) if not data.empty else set()
-    )
+    excluded_design = sorted(set(data_by_study) - set(eligible))
     if excluded_design and designs is not None:
         names = ", ".join(
-            f"{_label(studies, s)} ({_val(studies.at[s, 'design']) if s in studies.index else '?'})"
+            f"{_label(studies, s)} ({studies.get(s, {}).get('design', '?')})"
             for s in excluded_design
         )
         notes.append(f"left out by design (analysis restricted to {', '.join(designs)}): {names}")
     for sid in eligible:
         label = _label(studies, sid)
-        arm1, arm2, problem = _primary_arms(pkg, sid)
+        arm1, arm2, problem = _primary_arms(arms_by_study.get(sid, []))
         if arm1 is None or arm2 is None:
             notes.append(f"{label}: {problem}")
             missing.append(f"{label}: a primary intervention and control arm")
             continue
-        rows = data[(data["study_id"] == sid).fillna(False)] if not data.empty else data
-        rows, tp = _pick_timepoint(rows, timepoint)
+        rows, tp = _pick_timepoint(data_by_study.get(sid, []), timepoint)
         when = f" at {timepoint:g} weeks" if timepoint is not None else ""
-        a1 = rows[(rows["arm_id"] == arm1["arm_id"]).fillna(False)] if not rows.empty else rows
-        a2 = rows[(rows["arm_id"] == arm2["arm_id"]).fillna(False)] if not rows.empty else rows
+        a1 = [r for r in rows if r.get("arm_id") == arm1["arm_id"]]
+        a2 = [r for r in rows if r.get("arm_id") == arm2["arm_id"]]
         need = (
             "per-arm mean and SD (or median with IQR or range)"
             if kind == "continuous"
             else "per-arm events and totals"
         )
-        if a1.empty or a2.empty:
+        if not a1 or not a2:
             missing.append(f"{label}: {need} for {outcome}{when} in both primary arms")
             continue
         base: dict[str, Any] = {
             "study_id": sid,
             "label": label,
-            "design": _val(studies.at[sid, "design"]),
-            "blinding": _val(studies.at[sid, "blinding"]) if "blinding" in studies else None,
-            "cell_source": _val(arm1.get("cell_source")),
-            "origin": _val(arm1.get("origin")),
-            "route": _val(arm1.get("route")),
+            "design": studies[sid].get("design"),
+            "blinding": studies[sid].get("blinding"),
+            "cell_source": arm1.get("cell_source"),
+            "origin": arm1.get("origin"),
+            "route": arm1.get("route"),
             "timepoint_weeks": tp,
             "arm1_id": str(arm1["arm_id"]),
             "arm2_id": str(arm2["arm_id"]),
         }
         if kind == "dichotomous":
-            r1, r2 = a1.iloc[0], a2.iloc[0]
+            r1, r2 = a1[0], a2[0]
             if not include_derived and (_is_derived(r1) or _is_derived(r2)):
                 notes.append(f"{label}: left out (derived counts; include_derived is off)")
                 missing.append(f"{label}: {need} read in a source (not derived)")
                 continue
-            derivs = [str(_val(r.get("derivation")) or "") for r in (r1, r2) if _is_derived(r)]
+            derivs = [str(r.get("derivation") or "") for r in (r1, r2) if _is_derived(r)]
             records.append(
                 {
                     **base,
@@ -333,7 +331,7 @@ def arm_pairs(
             why = "" if include_derived and convert_medians else " (after the exclusions asked for)"
             missing.append(f"{label}: {need} for {outcome}{when} in both primary arms{why}")
             continue
-        u1, u2 = _val(row1.get("unit")), _val(row2.get("unit"))
+        u1, u2 = row1.get("unit"), row2.get("unit")
         if u1 != u2:
             notes.append(f"{label}: left out (units differ between arms: {u1} vs {u2})")
             missing.append(f"{label}: values in one unit for both arms")
@@ -343,8 +341,8 @@ def arm_pairs(
         for row, conv in ((row1, c1), (row2, c2)):
             if conv.derived:
                 derivs.append(f"{row['arm_id']}: {conv.derivation}")
-            if _is_derived(row) and _val(row.get("derivation")):
-                derivs.append(f"{row['arm_id']}: {_val(row.get('derivation'))}")
+            if _is_derived(row) and row.get("derivation"):
+                derivs.append(f"{row['arm_id']}: {row.get('derivation')}")
         records.append(
             {
                 **base,
@@ -469,7 +467,8 @@ def _pool_pairs(
             k=1,
             measure=measure,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
-            reason=f"{K1} (only {only.label or only.study_id})",
+            reason=f"{K1} (only {only.label or only.study_id})"
+            + ("; no events in either arm" if es.double_zero[0] else ""),
             studies=[only],
             missing=missing,
         )
@@ -671,8 +670,8 @@ def pool_subgroups(
                     ]
                 )
             else:
-                studies = _studies_frame(pkg)
-                values = pd.Series([_val(studies.at[s, by]) for s in pairs["study_id"]])
+                studies = _studies(pkg)
+                values = pd.Series([studies[s].get(by) for s in pairs["study_id"]])
             values = values.map(lambda v: "not reported" if _val(v) is None else str(v))
             for value in sorted(set(values)):
                 sub = pairs[(values == value).to_numpy()].reset_index(drop=True)
@@ -851,9 +850,11 @@ def print_result(
     if isinstance(result, NotPooled):
         if result.k == 1 and result.studies:
             s = result.studies[0]
+            effect = f"{result.measure} {_effect_text(s, result.measure)}"
+            if result.reason.endswith("no events in either arm"):
+                effect = "no events in either arm"
             console.out(
-                f"not poolable: k = 1 (only {s.label or s.study_id}) — {outcome}{when}, "
-                f"{result.measure} {_effect_text(s, result.measure)}",
+                f"not poolable: k = 1 (only {s.label or s.study_id}) — {outcome}{when}, {effect}",
                 highlight=False,
             )
         else:
