@@ -11,4 +11,9 @@ Data flow, one job per module::
     cli.py      -> thin command line
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("trialpool")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0+unknown"
