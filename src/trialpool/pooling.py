@@ -320,6 +320,17 @@ def _zeroin(
     return root, conv
 
 
+def _ratio(num: float, den: float) -> float:
+    """num/den with IEEE semantics (±inf, or NaN for 0/0), as R divides."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(num) / np.float64(den))
+
+
+def _sqrt(x: float) -> float:
+    """sqrt of a variance that cannot be negative except by rounding (then 0; R: NaN)."""
+    return math.sqrt(max(x, 0.0)) if not math.isnan(x) else math.nan
+
+
 def _mad(y: FloatArray, mask: BoolArray) -> FloatArray:
     """R's ``mad()`` (constant 1.4826) per row, over the masked entries (k >= 1)."""
     yy = np.where(mask, y, np.nan)
@@ -856,8 +867,8 @@ def rma_mh(
         raise ValueError("counts must be finite (drop incomplete tables first)")
     if np.any(a < 0) or np.any(c < 0) or np.any(a > n1) or np.any(c > n2):
         raise ValueError("need 0 <= ai <= n1i and 0 <= ci <= n2i")
-    if np.any(n1 + n2 <= 0):
-        raise ValueError("every table needs at least one participant")
+    if np.any(n1 <= 0) or np.any(n2 <= 0):
+        raise ValueError("every group needs at least one participant (n1i, n2i > 0)")
     b, d = n1 - a, n2 - c
     n_tot = a + b + c + d
     k = a.size
@@ -875,7 +886,7 @@ def rma_mh(
             raise AnalysisError("Mantel-Haenszel OR not estimable (no informative tables)")
         beta_exp = r_sum / s_sum
         beta = math.log(beta_exp)
-        se = math.sqrt(
+        se = _sqrt(
             0.5
             * (
                 (p_i * r_i).sum() / r_sum**2
@@ -886,26 +897,29 @@ def rma_mh(
         wts = (b / n_tot) * c
         xt, yt = a + c, b + d
         if xt.sum() > 0 and yt.sum() > 0:
-            cmh = float(
-                (abs((a - (n1 / n_tot) * xt).sum()) - 0.5) ** 2
-                / ((n1 / n_tot) * (n2 / n_tot) * (xt * (yt / (n_tot - 1)))).sum()
+            cmh = _ratio(
+                (abs(float((a - (n1 / n_tot) * xt).sum())) - 0.5) ** 2,
+                float(((n1 / n_tot) * (n2 / n_tot) * (xt * (yt / (n_tot - 1)))).sum()),
             )
-            cmh_p = float(stats.chi2.sf(cmh, 1))
+            if math.isfinite(cmh):
+                cmh_p = float(stats.chi2.sf(cmh, 1))
+            else:
+                cmh = None
         tarone, tarone_p, tarone_df = _tarone(a, n1, n2, n_tot, xt, yt, beta_exp)
     elif measure == "RR":
         r_sum = float((a * (n2 / n_tot)).sum())
         s_sum = float((c * (n1 / n_tot)).sum())
-        if a.sum() == 0 or c.sum() == 0:
+        if a.sum() == 0 or c.sum() == 0 or r_sum == 0 or s_sum == 0:
             raise AnalysisError("Mantel-Haenszel RR not estimable (no events in one group)")
         beta = math.log(r_sum / s_sum)
-        se = math.sqrt(
+        se = _sqrt(
             ((n1 / n_tot) * (n2 / n_tot) * (a + c) - (a / n_tot) * c).sum() / (r_sum * s_sum)
         )
         wts = (c / n_tot) * (a + b)
     else:
         den = float((n1 * (n2 / n_tot)).sum())
         beta = float((a * (n2 / n_tot) - c * (n1 / n_tot)).sum()) / den
-        se = math.sqrt(
+        se = _sqrt(
             (
                 beta
                 * (
@@ -918,7 +932,7 @@ def rma_mh(
             / den**2
         )
         wts = ((a + b) / n_tot) * (c + d)
-    zval = beta / se
+    zval = _ratio(beta, se)
     pval = float(2.0 * stats.norm.sf(abs(zval)))
     yi, vi = _escalc_2x2(measure, a, b, c, d)
     ok = np.isfinite(yi)
@@ -952,7 +966,7 @@ def _tarone(
     psi: float,
 ) -> tuple[float | None, float | None, int | None]:
     """Tarone's (1985) test for heterogeneity of the OR, as rma.mh (Breslow-Day corrected)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if psi == 1.0:
             n11 = (n1 / n_tot) * xt
         else:
@@ -960,15 +974,17 @@ def _tarone(
             bb = np.sqrt(aa**2 - 4.0 * n1 * xt * psi * (psi - 1.0))
             n11 = (aa - bb) / (2.0 * (psi - 1.0))
         pos = (n11 > 0) & (xt > 0) & (yt > 0)
-    k_pos = int(pos.sum())
-    n11 = n11[pos]
-    n12 = n1[pos] - n11
-    n21 = xt[pos] - n11
-    n22 = n11 - n1[pos] - xt[pos] + n_tot[pos]
-    var = 1.0 / (1.0 / n11 + 1.0 / n12 + 1.0 / n21 + 1.0 / n22)
-    dev = a[pos] - n11
-    bd = max(0.0, float((dev**2 / var).sum()))
-    ta = max(0.0, bd - float(dev.sum()) ** 2 / float(var.sum()))
+        k_pos = int(pos.sum())
+        n11 = n11[pos]
+        n12 = n1[pos] - n11
+        n21 = xt[pos] - n11
+        n22 = n11 - n1[pos] - xt[pos] + n_tot[pos]
+        var = 1.0 / (1.0 / n11 + 1.0 / n12 + 1.0 / n21 + 1.0 / n22)
+        dev = a[pos] - n11
+        bd = max(0.0, float((dev**2 / var).sum()))
+        ta = max(0.0, bd - float(dev.sum()) ** 2 / float(var.sum()))
+    if not math.isfinite(ta):
+        return None, None, None
     if k_pos > 1:
         return ta, float(stats.chi2.sf(ta, k_pos - 1)), k_pos - 1
     return None, None, None
@@ -998,7 +1014,9 @@ def result_from_fit(
     ratio = measure in RATIO_MEASURES
 
     def tr(x: float) -> float:
-        return math.exp(x) if ratio else x
+        if not ratio:
+            return x
+        return math.exp(x) if x < 709.0 else math.inf
 
     def opt_tr(x: float | None) -> float | None:
         return None if x is None or not math.isfinite(x) else tr(x)
