@@ -279,7 +279,8 @@ def test_no_data_block_renders_without_scale(tmp_path: Path) -> None:
     )
     content = [t.get_text() for t in texts(fig)]
     assert "Not pooled: no extractable data yet" in content
-    assert "Missing: per-arm means and SDs" in content
+    assert "Missing data:" in content
+    assert "– per-arm means and SDs" in content
     assert list(fig.axes[0].get_xticks()) == []
     save(fig, tmp_path / "empty", formats=("png",))
 

@@ -286,6 +286,8 @@ class _Row:
     italic: bool = False
     small: bool = False
     colour: str = "black"
+    indent: float = 0.0  # inches, for spanning text
+    bullet: str = ""  # hanging bullet before a spanning text's first line
 
 
 @dataclass
@@ -455,14 +457,20 @@ def _build_rows(
             rows.append(_Row("reason", span=reason, italic=True, colour=MUTED_TEXT))
             if result.missing:
                 rows.append(
-                    _Row(
-                        "reason",
-                        span="Missing: " + "; ".join(result.missing),
-                        italic=True,
-                        small=True,
-                        colour=MUTED_TEXT,
-                    )
+                    _Row("reason", span="Missing data:", italic=True, small=True, colour=MUTED_TEXT)
                 )
+                for item in result.missing:
+                    rows.append(
+                        _Row(
+                            "reason",
+                            span=item,
+                            italic=True,
+                            small=True,
+                            colour=MUTED_TEXT,
+                            indent=0.1,
+                            bullet="– ",
+                        )
+                    )
     if overall is not None:
         rows.append(_Row("blank"))
         rows.extend(
@@ -536,15 +544,18 @@ def _expand_spans(rows: list[_Row], width: float) -> list[_Row]:
             out.append(row)
             continue
         size = SMALL_FONTSIZE if row.small else BASE_FONTSIZE
-        for line in wrap_to_width(row.span, width, size):
+        hang = text_width_in(row.bullet, size) if row.bullet else 0.0
+        lines = wrap_to_width(row.span, width - row.indent - hang, size)
+        for i, line in enumerate(lines):
             out.append(
                 _Row(
                     row.kind,
-                    span=line,
+                    span=(row.bullet + line) if i == 0 else line,
                     bold=row.bold,
                     italic=row.italic,
                     small=row.small,
                     colour=row.colour,
+                    indent=row.indent + (hang if i > 0 else 0.0),
                 )
             )
     return out
@@ -691,8 +702,8 @@ def forest_plot(
             row.cells["study"] = truncate_to_width(row.cells["study"], _MAX_LABEL_W - mark_w)
     _layout_columns(cols, rows)
     text_w = cols[-1].right - _LEFT_MARGIN
-    # spanning lines (heterogeneity, reasons, subgroup headings) get the text area;
-    # widen the study column a little rather than wrap short overflows
+    # spanning lines (heterogeneity, tests, subgroup headings) get the text area: widen
+    # the study column a little rather than wrap them; reasons and notes are wrapped
     span_need = (
         max(
             (
@@ -702,7 +713,7 @@ def forest_plot(
                     "bold" if r.bold else "normal",
                 )
                 for r in rows
-                if r.span
+                if r.span and r.kind in ("text", "block")
             ),
             default=0.0,
         )
@@ -767,7 +778,8 @@ def forest_plot(
             (favours[0], favours[1]) if lower_is_better else (favours[1], favours[0])
         )
         below = transforms.blended_transform_factory(ax.transData, ax.transAxes)
-        offset = transforms.ScaledTranslation(0, -0.27, fig.dpi_scale_trans)
+        has_ticks = len(ax.get_xticks()) > 0
+        offset = transforms.ScaledTranslation(0, -0.27 if has_ticks else -0.08, fig.dpi_scale_trans)
         dx = 0.03 * (xlim[1] - xlim[0])
         ax.text(
             null - dx,
@@ -942,7 +954,7 @@ def _draw(
         }
         if row.span is not None:
             ax.text(
-                cols[0].left + _PAD / 4,
+                cols[0].left + _PAD / 4 + row.indent,
                 y,
                 row.span,
                 transform=text_tf,
