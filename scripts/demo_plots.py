@@ -410,6 +410,31 @@ def synthetic_screening() -> pd.DataFrame:
     )
 
 
+def package_forests(pkg: object, out: Path) -> list[Path]:
+    """Forest plots of the package's own data (death and severe infection as RR, MELD
+    as MD), through trialpool.analysis; whatever cannot be pooled shows its reason."""
+    from trialpool.analysis import pool_outcome
+
+    written: list[Path] = []
+    specs = [
+        ("death", "RR", "MH", "Death", None, True),
+        ("severe_infection", "RR", "MH", "Severe infection", None, True),
+        ("meld", "MD", "REML", "MELD score", "points", True),
+        ("alb", "MD", "REML", "Albumin", "g/L", False),
+    ]
+    for outcome, measure, method, label, unit, lower in specs:
+        result = pool_outcome(pkg, outcome, measure=measure, method=method)  # type: ignore[arg-type]
+        fig = forest_plot(
+            [(None, result)],
+            measure=measure,
+            outcome_label=f"Package data: {label}",
+            unit=unit,
+            lower_is_better=lower,
+        )
+        written += save(fig, out / f"real_forest_{outcome}")
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/plots_demo"))
@@ -474,6 +499,7 @@ def main() -> None:
         screening = pkg.table("screening")
         if len(screening):
             written += save(prisma_flow(prisma_counts(screening)), out / "real_prisma")
+        written += package_forests(pkg, out)
     for path in written:
         print(path)
 
