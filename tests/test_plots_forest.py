@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
+import matplotlib
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -387,3 +390,25 @@ def test_save_rejects_unknown_format(three_study_md: PoolResult, tmp_path: Path)
     )
     with pytest.raises(ValueError, match="format"):
         save(fig, tmp_path / "x", formats=("gif",))
+
+
+def test_no_global_state_leaks(three_study_md: PoolResult, tmp_path: Path) -> None:
+    before = dict(matplotlib.rcParams)
+    fig = forest_plot(
+        [(None, three_study_md)], measure="MD", outcome_label="Synthetic", lower_is_better=True
+    )
+    save(fig, tmp_path / "x")
+    assert dict(matplotlib.rcParams) == before
+    if "matplotlib.pyplot" in sys.modules:
+        assert sys.modules["matplotlib.pyplot"].get_fignums() == []
+
+
+def test_svg_is_well_formed_and_deterministic(three_study_md: PoolResult, tmp_path: Path) -> None:
+    fig = forest_plot(
+        [(None, three_study_md)], measure="MD", outcome_label="Synthetic", lower_is_better=True
+    )
+    save(fig, tmp_path / "a", formats=("svg",))
+    save(fig, tmp_path / "b", formats=("svg",))
+    a = (tmp_path / "a.svg").read_bytes()
+    ElementTree.fromstring(a)
+    assert a == (tmp_path / "b.svg").read_bytes()

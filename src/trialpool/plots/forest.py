@@ -540,7 +540,11 @@ def _layout_columns(cols: list[_Column], rows: list[_Row]) -> None:
 def _expand_spans(rows: list[_Row], width: float) -> list[_Row]:
     out: list[_Row] = []
     for row in rows:
-        if row.span is None or row.kind == "block":
+        if row.span is None:
+            out.append(row)
+            continue
+        if row.kind == "block":  # subgroup headings stay on one line
+            row.span = truncate_to_width(row.span, width, BASE_FONTSIZE, "bold")
             out.append(row)
             continue
         size = SMALL_FONTSIZE if row.small else BASE_FONTSIZE
