@@ -333,16 +333,32 @@ def test_result_from_fit_ratio_scale() -> None:
 
 def test_result_from_fit_raw_scale_and_studies_kept() -> None:
     fit = rma(Y[:3], V[:3], method="DL", level=90)
-    studies = [StudyEffect(study_id=f"s{i}", label=f"S{i}", yi=0, vi=1, weight=0) for i in range(3)]
+    studies = [
+        StudyEffect(study_id=f"s{i}", label=f"S{i}", yi=Y[i], vi=V[i], weight=0, derived=i == 2)
+        for i in range(3)
+    ]
     res = result_from_fit(fit, measure="MD", studies=studies)
     assert res.estimate == fit.beta and res.ci_lower == fit.ci_lb
     assert [s.study_id for s in res.studies] == ["s0", "s1", "s2"]
     assert [s.label for s in res.studies] == ["S0", "S1", "S2"]
+    assert [s.derived for s in res.studies] == [False, False, True]
+    assert [s.yi for s in res.studies] == Y[:3].tolist()
     assert [s.weight for s in res.studies] == pytest.approx(fit.weights.tolist())
     z = stats.norm.isf(0.05)
     assert res.studies[1].ci_upper == pytest.approx(Y[1] + z * math.sqrt(V[1]))
     with pytest.raises(ValueError, match="studies given"):
         result_from_fit(fit, measure="MD", studies=studies[:2])
+
+
+def test_result_from_fit_keeps_callers_effects_for_mh() -> None:
+    """MH leaves a double-zero table out of Q (NaN yi) but the caller's yi is kept."""
+    fit = rma_mh([2, 0, 5], [50, 40, 60], [4, 0, 9], [50, 42, 61], measure="RR")
+    yi = [math.log((2 / 50) / (4 / 50)), math.log((0.5 / 41) / (0.5 / 43)), 0.1]
+    studies = [StudyEffect(study_id=str(i), yi=y, vi=0.5, weight=0) for i, y in enumerate(yi)]
+    res = result_from_fit(fit, measure="RR", studies=studies)
+    assert res.studies[1].yi == yi[1] and res.studies[1].weight == 0.0
+    z = stats.norm.isf(0.025)
+    assert res.studies[1].ci_lower == pytest.approx(math.exp(yi[1] - z * math.sqrt(0.5)))
 
 
 def test_result_from_fit_has_no_pi_for_fe_and_mh() -> None:

@@ -364,7 +364,6 @@ class _Core:
     converged: BoolArray
     iterations: NDArray[np.int64]
     ll0_reset: BoolArray
-    pm_bounded: BoolArray
 
 
 def _tau2_fisher(
@@ -524,7 +523,6 @@ def _core(
     conv = np.ones(nrow, dtype=bool)
     iters = np.zeros(nrow, dtype=np.int64)
     reset = np.zeros(nrow, dtype=bool)
-    pm_bounded = np.zeros(nrow, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         # metafor centres yi (unweighted mean) before estimating tau²
         ymc = np.where(mask, y - (_wsum(m * y) / k)[:, None], 0.0)
@@ -541,7 +539,6 @@ def _core(
         _tau2_fisher(ymc, v, m, k, multi, method == "REML", tau2, conv, iters, reset)
     elif method == "PM" and multi.size:
         _tau2_pm(ymc, y, v, m, mask, k, multi, tau2, conv)
-        pm_bounded[multi] = ~conv[multi]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         t2 = np.where(np.isnan(tau2), 0.0, tau2)
         w = m / (v + t2[:, None])
@@ -591,7 +588,7 @@ def _core(
     return _Core(
         k=kk, beta=beta, se=se, zval=zval, pval=pval, ci_lb=ci_lb, ci_ub=ci_ub, tau2=tau2,
         i2=i2, h2=h2, q=q, q_p=q_p, pi_lb=pi_lb, pi_ub=pi_ub, weights=weights, s2w=s2w,
-        converged=conv, iterations=iters, ll0_reset=reset, pm_bounded=pm_bounded,
+        converged=conv, iterations=iters, ll0_reset=reset,
     )  # fmt: skip
 
 
@@ -662,7 +659,8 @@ def _as_vectors(yi: ArrayLike, vi: ArrayLike) -> tuple[FloatArray, FloatArray]:
     return y, v
 
 
-def _opt(x: float) -> float | None:
+def _opt(x: float | None) -> float | None:
+    """None for a missing or non-finite value (the result models want None, not NaN)."""
     return None if x is None or not math.isfinite(x) else float(x)
 
 
@@ -1008,7 +1006,9 @@ def result_from_fit(
     ``yi`` and ``vi`` stay on the log scale), as the JSON contract says. Each study gets
     its weight (percent) from ``fit.weights`` and its CI yᵢ ± z·sqrt(vᵢ) (normal, at the
     fit's level; exponentiated for RR/OR). ``studies`` (in the order of the fit's
-    studies) keeps their ids and other fields; without it, studies are numbered 1..k.
+    studies) keep their ids, yi, vi and other fields (for MH, the caller's yi/vi may
+    differ from the fit's, which leave double-zero tables out); without ``studies``,
+    studies are numbered 1..k and take the fit's yi/vi.
     FE and MH fits report no prediction interval (metafor's ``predict()`` shows none).
     """
     ratio = measure in RATIO_MEASURES
@@ -1027,14 +1027,17 @@ def result_from_fit(
         raise ValueError(f"{len(studies)} studies given for a fit of {n}")
     out: list[StudyEffect] = []
     for i in range(n):
-        yi, vi, wt = float(fit.yi[i]), float(fit.vi[i]), float(fit.weights[i])
-        if math.isfinite(yi) and math.isfinite(vi):
+        if studies is None:
+            yi, vi = float(fit.yi[i]), float(fit.vi[i])
+        else:
+            yi, vi = studies[i].yi, studies[i].vi
+        if math.isfinite(yi) and math.isfinite(vi) and vi >= 0:
             lo, hi = tr(yi - z * math.sqrt(vi)), tr(yi + z * math.sqrt(vi))
         else:
             lo = hi = None
-        upd = {"yi": yi, "vi": vi, "weight": wt, "ci_lower": lo, "ci_upper": hi}
+        upd = {"weight": float(fit.weights[i]), "ci_lower": lo, "ci_upper": hi}
         if studies is None:
-            out.append(StudyEffect(study_id=str(i + 1), **upd))  # type: ignore[arg-type]
+            out.append(StudyEffect(study_id=str(i + 1), yi=yi, vi=vi, **upd))  # type: ignore[arg-type]
         else:
             out.append(studies[i].model_copy(update=upd))
     has_pi = fit.method not in ("FE", "MH")
@@ -1051,10 +1054,10 @@ def result_from_fit(
         zval=fit.zval,
         p_value=fit.pval,
         tau2=fit.tau2,
-        tau2_ci_lower=_opt(fit.tau2_ci_lb) if fit.tau2_ci_lb is not None else None,
-        tau2_ci_upper=_opt(fit.tau2_ci_ub) if fit.tau2_ci_ub is not None else None,
-        i2=_opt(fit.i2) if fit.i2 is not None else None,
-        h2=_opt(fit.h2) if fit.h2 is not None else None,
+        tau2_ci_lower=_opt(fit.tau2_ci_lb),
+        tau2_ci_upper=_opt(fit.tau2_ci_ub),
+        i2=_opt(fit.i2),
+        h2=_opt(fit.h2),
         q=fit.q,
         q_df=fit.q_df,
         q_p=fit.q_p,
