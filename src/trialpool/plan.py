@@ -26,8 +26,8 @@ Sensitivity rules are stated rules, never a hand-picked list of studies:
   below the threshold, then pool the rest;
 * ``outliers``: leave out every study whose externally studentized residual (metafor's
   ``rstudent``) exceeds ``z`` in absolute value, then pool the rest;
-* ``exclude_high_rob``: leave out studies judged at high (or serious/critical) overall
-  risk of bias;
+* ``exclude_high_rob``: leave out studies with any domain judged at high risk of bias
+  (RoB 1, RoB 2) or at serious or critical risk (ROBINS-I);
 * ``exclude_derived``: use only values read in a source (no derived rows);
 * ``hksj``: the Hartung-Knapp-Sidik-Jonkman adjustment;
 * ``method``: another estimator (e.g. DerSimonian-Laird, as RevMan uses);
@@ -129,7 +129,7 @@ class Outliers(_Model):
 
 
 class ExcludeHighRob(_Model):
-    """Leave out studies at high (serious, critical) overall risk of bias."""
+    """Leave out studies with any domain at high (serious, critical) risk of bias."""
 
     rule: Literal["exclude_high_rob"]
 
@@ -184,7 +184,10 @@ def describe_rule(rule: SensitivityRule) -> str:
             f"{rule.z:g} in absolute value, then pool the rest"
         )
     if isinstance(rule, ExcludeHighRob):
-        return "leave out studies at high (or serious/critical) overall risk of bias"
+        return (
+            "leave out studies with any domain at high risk of bias (RoB 1, RoB 2) or at "
+            "serious or critical risk (ROBINS-I)"
+        )
     if isinstance(rule, ExcludeDerived):
         return "use only values read in a source (leave out rows marked derived)"
     if isinstance(rule, Hksj):
@@ -253,6 +256,9 @@ class Analysis(_Model):
     subgroup_timepoints: list[float] | None = Field(
         None, description="With subgroup_by = timepoint: the time points shown, in order."
     )
+    designs: list[Design] | None = Field(
+        None, min_length=1, description="Overrides the plan's designs."
+    )
     sensitivity: list[SensitivityRule] = Field(default_factory=list)
     all_designs_variant: bool | None = Field(None, description="Overrides the plan default.")
     reproduces: str | None = Field(
@@ -308,6 +314,10 @@ class AnalysisPlan(_Model):
     def hksj_for(self, analysis: Analysis) -> bool:
         """The analysis's HKSJ setting, or the plan default."""
         return self.defaults.hksj if analysis.hksj is None else analysis.hksj
+
+    def designs_for(self, analysis: Analysis) -> list[str]:
+        """The analysis's designs, or the plan default."""
+        return list(analysis.designs or self.defaults.designs)
 
     def all_designs_for(self, analysis: Analysis) -> bool:
         """Whether the all-designs variant runs for this analysis."""
