@@ -140,6 +140,22 @@ def test_robvis_rob2_and_scopes() -> None:
     assert [r[:2] for r in rows] == [["s1 (death)", "Low"], ["s1 (meld)", "No information"]]
 
 
+def test_robvis_scope_rows_inherit_the_general_judgements() -> None:
+    df = pd.DataFrame(
+        {
+            "study_id": ["s1", "s1", "s1"],
+            "tool": ["rob1"] * 3,
+            "domain": ["random_sequence_generation", "blinding_outcome_assessment",
+                       "blinding_outcome_assessment"],
+            "result_scope": ["all", "all", "death"],
+            "judgement": ["unclear", "high", "low"],
+        }
+    )  # fmt: skip
+    _, rows = robvis_table(df, "rob1", {"s1": "Study 1"})
+    assert rows[0][:5] == ["Study 1", "Unclear", "", "", "High"]
+    assert rows[1][:5] == ["Study 1 (death)", "Unclear", "", "", "Low"]
+
+
 # --- reproduce.R -----------------------------------------------------------------------
 
 
@@ -162,7 +178,8 @@ def _bcg_blocks(tmp_path: Path) -> list[ExportBlock]:
     ci, n2 = bcg["cpos"].to_numpy(), (bcg["cpos"] + bcg["cneg"]).to_numpy()
     es = effects.escalc_binary("RR", ai, n1, ci, n2)
     studies = [
-        StudyEffect(study_id=str(t), label=f"{a} {y}", yi=0.0, vi=1.0, weight=0.0,
+        StudyEffect(study_id=str(t), label=f"{a} {y}", yi=float(es.yi[i]), vi=float(es.vi[i]),
+                    weight=0.0,
                     arm_data={"e1": int(ai[i]), "t1": int(n1[i]), "e2": int(ci[i]),
                               "t2": int(n2[i])})
         for i, (t, a, y) in enumerate(zip(bcg["trial"], bcg["author"], bcg["year"], strict=True))
@@ -185,10 +202,11 @@ def _bcg_blocks(tmp_path: Path) -> list[ExportBlock]:
     es = effects.escalc_continuous("SMD", norm["m1i"], norm["sd1i"], norm["n1i"], norm["m2i"],
                                    norm["sd2i"], norm["n2i"])  # fmt: skip
     studies = [
-        StudyEffect(study_id=str(r.study), label=str(r.source), yi=0.0, vi=1.0, weight=0.0,
+        StudyEffect(study_id=str(r.study), label=str(r.source), yi=float(es.yi[i]),
+                    vi=float(es.vi[i]), weight=0.0,
                     arm_data={"m1": r.m1i, "sd1": r.sd1i, "n1": r.n1i, "m2": r.m2i,
                               "sd2": r.sd2i, "n2": r.n2i})
-        for r in norm.itertuples()
+        for i, r in enumerate(norm.itertuples())
     ]  # fmt: skip
     fit = pooling.rma(es.yi, es.vi, method="PM")
     result = pooling.result_from_fit(fit, measure="SMD", studies=studies)

@@ -189,8 +189,10 @@ def robvis_table(
 ) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of a robvis-ready table for one tool.
 
-    One row per study (per study and result scope when a study has several scopes);
-    a domain without a judgement is left empty (robvis draws it as not assessed),
+    One row per study with its judgements for all results (``result_scope`` "all"),
+    plus one row per study and outcome-specific scope ("Lin 2017 (death)"), where the
+    scope's judgements replace the general ones in their domains. A domain without a
+    judgement is left empty (robvis draws it as not assessed),
     and so is ``Overall`` when no overall judgement was recorded: none is invented.
     ``Weight`` is 1 for every row (unweighted summary).
     """
@@ -207,20 +209,20 @@ def robvis_table(
     study_order = list(dict.fromkeys(str(s) for s in sub["study_id"]))
     for study in study_order:
         rows_s = sub[sub["study_id"] == study]
-        scopes = list(dict.fromkeys(str(s) for s in rows_s["result_scope"]))
+        by_scope: dict[str, dict[str, str]] = {}
+        for scope, domain, judgement in zip(
+            rows_s["result_scope"], rows_s["domain"], rows_s["judgement"], strict=True
+        ):
+            by_scope.setdefault(str(scope), {})[str(domain)] = str(judgement)
+        base = by_scope.get("all", {})
+        scopes = ["all"] if "all" in by_scope else []
+        scopes += [sc for sc in by_scope if sc != "all"]
+        name = labels.get(study, study)
         for scope in scopes:
-            part = rows_s[rows_s["result_scope"] == scope]
-            by_domain = {
-                str(d): str(j) for d, j in zip(part["domain"], part["judgement"], strict=True)
-            }
-            name = labels.get(study, study)
-            if len(scopes) > 1:
-                name = f"{name} ({scope})"
-            row: list[Any] = [name]
-            for code, _ in domains:
-                row.append(ROBVIS_JUDGEMENT.get(by_domain.get(code, ""), ""))
-            row.append(ROBVIS_JUDGEMENT.get(by_domain.get("overall", ""), ""))
-            row.append(1)
+            merged = {**base, **by_scope[scope]}
+            row: list[Any] = [name if scope == "all" else f"{name} ({scope})"]
+            row += [ROBVIS_JUDGEMENT.get(merged.get(code, ""), "") for code, _ in domains]
+            row += [ROBVIS_JUDGEMENT.get(merged.get("overall", ""), ""), 1]
             rows.append(row)
     return header, rows
 
