@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,7 @@ _STRUCTURAL = {
     "schema-error",
     "field-error",
     "dialect-error",
+    "extra-cell",  # the row's cells cannot be trusted to sit in their columns
 }
 
 
@@ -207,36 +209,56 @@ def _fl_issue(
     )
 
 
-def frictionless_issues(package: Package) -> tuple[list[ValidationIssue], set[str] | None]:
-    """Validate with frictionless. Returns (issues, names of parsable resources).
-
-    The second item is ``None`` when the descriptor itself is invalid (nothing parsed).
-    """
+def frictionless_package(package: Package) -> tuple[Any, list[ValidationIssue]]:
+    """The frictionless Package of the vetted descriptor, or (None, descriptor issues)."""
     from frictionless import FrictionlessException
     from frictionless import Package as FlPackage
 
     name = package.descriptor_path.name
     try:
         fl_package = FlPackage(frictionless_descriptor(package), basepath=str(package.root))
-        report = fl_package.validate()
+        fl_package.to_descriptor(validate=True)
     except FrictionlessException as exc:
         errors = exc.reasons or [exc.error]
-        return [_fl_issue(e.to_descriptor(), None, name) for e in errors], None
-    issues = [_fl_issue(e.to_descriptor(), None, name) for e in report.errors]
+        return None, [_fl_issue(e.to_descriptor(), None, name) for e in errors]
+    return fl_package, []
+
+
+def _task_issues(
+    package: Package, name: str, descriptors: list[dict[str, Any]]
+) -> tuple[list[ValidationIssue], bool]:
+    """Map one resource's errors; the flag says whether its rows could be parsed."""
+    resource = package.resources.get(name)
+    issues = [_fl_issue(d, resource, package.descriptor_path.name) for d in descriptors]
+    broken = any(
+        d.get("type") in _STRUCTURAL or "#header" in (d.get("tags") or []) for d in descriptors
+    )
+    return issues, not broken and resource is not None
+
+
+def frictionless_issues(
+    package: Package, fl_package: Any = None
+) -> tuple[list[ValidationIssue], set[str] | None]:
+    """Validate with frictionless. Returns (issues, names of parsable resources).
+
+    The second item is ``None`` when the descriptor itself is invalid (nothing parsed).
+    """
+    if fl_package is None:
+        fl_package, issues = frictionless_package(package)
+        if fl_package is None:
+            return issues, None
+    report = fl_package.validate()
+    issues = [
+        _fl_issue(e.to_descriptor(), None, package.descriptor_path.name) for e in report.errors
+    ]
     if issues:
         return issues, None
     parsable: set[str] = set()
     for task in report.tasks:
-        resource = package.resources.get(task.name)
-        broken = False
-        for error in task.errors:
-            desc = error.to_descriptor()
-            issues.append(_fl_issue(desc, resource, name))
-            tags = desc.get("tags") or []
-            if desc.get("type") in _STRUCTURAL or "#header" in tags:
-                broken = True
-        if resource is not None and not broken:
-            parsable.add(resource.name)
+        task_issues, ok = _task_issues(package, task.name, [e.to_descriptor() for e in task.errors])
+        issues += task_issues
+        if ok:
+            parsable.add(task.name)
     return issues, parsable
 
 
@@ -266,53 +288,42 @@ def descriptor_rule_issues(package: Package) -> list[ValidationIssue]:
 # reading the rows for the rules (lenient: every cell as text, then typed)
 
 
-def _dialect(resource: Resource) -> dict[str, Any]:
-    dialect = resource.descriptor.get("dialect")
-    if not isinstance(dialect, dict):
-        return {}
-    csv_part = dialect.get("csv") if isinstance(dialect.get("csv"), dict) else dialect
-    return csv_part
-
-
-def read_text_frame(resource: Resource) -> pd.DataFrame | None:
+def read_text_frame(resource: Resource, fl_resource: Any = None) -> pd.DataFrame | None:
     """Every cell of a CSV as text (missing cells as ""), or None when unreadable.
 
-    Ragged rows are padded or cut to the header's width; blank lines are kept, so the
-    frame's position ``i`` is frictionless row ``i + 2``.
+    Records are split by Python's csv module, as frictionless splits them: with the
+    encoding frictionless detects and the dialect it sniffs when ``fl_resource`` (the
+    frictionless resource) is given, else UTF-8 (BOM allowed) and the declared or
+    default dialect. Short rows are padded, long ones cut to the header's width; blank
+    lines are kept, so the frame's position ``i`` is frictionless row ``i + 2``.
     """
-    dialect = _dialect(resource)
-    encoding = str(resource.descriptor.get("encoding") or "utf-8")
-    if encoding.lower().replace("_", "-") in {"utf-8", "utf8"}:
-        encoding = "utf-8-sig"
-    delimiter = str(dialect.get("delimiter", ","))
-    quotechar = str(dialect.get("quoteChar", '"'))
-    try:
-        return pd.read_csv(
-            resource.path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            encoding=encoding,
-            sep=delimiter,
-            quotechar=quotechar,
-            engine="c",
-        ).fillna("")
-    except (pd.errors.ParserError, ValueError):
-        pass  # ragged rows: fall back to the csv module below
-    except (OSError, UnicodeDecodeError, LookupError, pd.errors.EmptyDataError):
-        return None
+    from trialpool import fastvalidate
+
+    dialect: Any = None
+    encoding = "utf-8-sig"
+    if fl_resource is not None:
+        try:
+            encoding = fastvalidate.detect_encoding(resource.path, fl_resource)
+            dialect = fastvalidate.sniff_dialect(resource.path, encoding, fl_resource)
+        except (fastvalidate.FallbackError, OSError, LookupError):
+            dialect = None
+    if dialect is None:
+        declared = resource.descriptor.get("dialect")
+        declared = declared if isinstance(declared, dict) else {}
+        dialect = csv.excel()
+        dialect.delimiter = str(declared.get("delimiter", ","))[:1] or ","
+        dialect.quotechar = str(declared.get("quoteChar", '"'))[:1] or '"'
     try:
         with open(resource.path, encoding=encoding, newline="") as handle:
-            rows = list(csv.reader(handle, delimiter=delimiter, quotechar=quotechar))
-    except (OSError, UnicodeDecodeError, LookupError, csv.Error):
+            records = csv.reader(handle, dialect=dialect)
+            header = next(records, None)
+            if not header:
+                return None
+            width = len(header)
+            body = [(r + [""] * width)[:width] for r in records]
+    except (OSError, UnicodeDecodeError, LookupError, csv.Error, ValueError):
         return None
-    if not rows:
-        return None
-    header, body = rows[0], rows[1:]
-    width = len(header)
-    body = [(r + [""] * width)[:width] for r in body]
-    return pd.DataFrame(body, columns=header, dtype=object).astype(str)
+    return pd.DataFrame(body, columns=header, dtype=object)
 
 
 def _missing_values(resource: Resource, spec: dict[str, Any]) -> set[str]:
@@ -323,8 +334,11 @@ def _missing_values(resource: Resource, spec: dict[str, Any]) -> set[str]:
 def typed_frame(resource: Resource, text: pd.DataFrame) -> pd.DataFrame:
     """Type a text frame by the schema, leniently: cells that do not parse become missing.
 
-    Strings are pandas ``string`` (missing = <NA>); numbers and integers are float64
-    (missing or unparsable = NaN; ``inf`` stays); booleans are pandas ``boolean``.
+    Strings are categorical columns (missing = NaN; fast to compare, count and test for
+    missing values at a million rows); numbers and integers are float64
+    (missing or unparsable = NaN; ``inf`` stays) with, for numbers, a boolean column
+    ``__nonfinite__<name>`` marking NaN and infinity as written in the file; booleans
+    are pandas ``boolean``.
     Frictionless reports the cells that do not parse; the rules then skip them.
     """
     out: dict[str, pd.Series] = {}
@@ -340,6 +354,11 @@ def typed_frame(resource: Resource, text: pd.DataFrame) -> pd.DataFrame:
             values = values.astype("float64")
             if kind == "integer":
                 values = values.where(np.isfinite(values) & (values == np.round(values)))
+            else:
+                lowered = raw.str.strip().str.lower()
+                out[f"__nonfinite__{name}"] = (
+                    ~missing & (lowered.str.fullmatch(_NONFINITE) | np.isinf(values))
+                ).astype(bool)
             out[name] = values
         elif kind == "boolean":
             true_values = set(spec.get("trueValues", ["true", "True", "TRUE", "1"]))
@@ -349,7 +368,9 @@ def typed_frame(resource: Resource, text: pd.DataFrame) -> pd.DataFrame:
             col[raw.isin(false_values) & ~missing] = False
             out[name] = col
         else:
-            out[name] = raw.where(~missing).astype("string")
+            values = raw.to_numpy(dtype=object).copy()
+            values[missing.to_numpy(dtype=bool)] = None
+            out[name] = pd.Series(pd.Categorical(values), index=raw.index)
     return pd.DataFrame(out, index=text.index)
 
 
@@ -368,6 +389,8 @@ def enum_of(resource: Resource | None, name: str) -> list[str]:
     values = (spec.get("constraints") or {}).get("enum") or []
     return [str(v) for v in values]
 
+
+_NONFINITE = re.compile(r"[+-]?(s?nan[0-9]*|inf|infinity)")
 
 _TOOL_LIST = re.compile(r"([a-z][a-z0-9_]*):\s*([a-z0-9_]+(?:\s*,\s*[a-z0-9_]+)*)")
 
@@ -424,8 +447,16 @@ def _gt(a: pd.Series, b: pd.Series) -> pd.Series:
 
 
 def _blank(s: pd.Series) -> pd.Series:
-    """True where a text cell is missing or whitespace only."""
-    return s.isna() | (s.astype("string").str.strip() == "").fillna(True)
+    """True where a text cell is missing or whitespace only (one test per distinct value)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        uniques = s.cat.categories
+    else:
+        codes, uniques = pd.factorize(s.to_numpy(dtype=object))
+    if len(uniques) == 0:
+        return pd.Series(True, index=s.index)
+    blank_u = np.fromiter((not str(u).strip() for u in uniques), dtype=bool, count=len(uniques))
+    return pd.Series(np.where(codes < 0, True, blank_u[np.maximum(codes, 0)]), index=s.index)
 
 
 def _positive_rule(resource: Resource, name: str, rule: str) -> RowRule:
@@ -628,9 +659,9 @@ def _row_rules(package: Package) -> list[RowRule]:
                         resource.name,
                         "non-finite-number",
                         fname,
-                        (fname,),
-                        lambda d, c=fname: pd.Series(np.isinf(d[c].to_numpy()), index=d.index),
-                        lambda r, c=fname: f"{c} is {_fmt(r[c])}: not a finite number",
+                        (fname, f"__nonfinite__{fname}"),
+                        lambda d, c=fname: d[f"__nonfinite__{c}"].astype(bool),
+                        lambda r, c=fname: f"{c} is not a finite number (NaN or infinity)",
                     )
                 )
 
@@ -781,41 +812,49 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: _Co
         and {"study_id", "role"} <= set(arms.columns)
     ):
         roles = enum_of(package.resources["arms"], "role")
+        arms_path = package.resources["arms"].display_path
         has_primary = "primary_comparison" in arms.columns
-        for index, study_id in studies["study_id"].items():
-            if pd.isna(study_id):
+        known = studies["study_id"].notna().to_numpy(dtype=bool)
+        for role, rule in (
+            ("intervention", "missing-intervention-arm"),
+            ("control", "missing-control-arm"),
+        ):
+            if role not in roles:
                 continue
-            mine = arms[(arms["study_id"] == study_id).fillna(False).astype(bool)]
-            row = Package.row_number(int(index))
-            for role, rule in (
-                ("intervention", "missing-intervention-arm"),
-                ("control", "missing-control-arm"),
-            ):
-                if role not in roles:
-                    continue
-                of_role = mine[(mine["role"] == role).fillna(False).astype(bool)]
-                if of_role.empty:
-                    out.add(
-                        "studies",
-                        row,
-                        "study_id",
-                        rule,
-                        f"study {study_id} has no {role} arm in "
-                        f"{package.resources['arms'].display_path}",
-                    )
-                elif has_primary:
-                    flagged = of_role[of_role["primary_comparison"].fillna(False).astype(bool)]
-                    if len(flagged) != 1:
-                        rows = ", ".join(str(Package.row_number(int(i))) for i in flagged.index)
-                        out.add(
-                            "studies",
-                            row,
-                            "study_id",
-                            "primary-comparison",
-                            f"study {study_id} has {len(flagged)} {role} arms with "
-                            f"primary_comparison true{f' (rows {rows})' if rows else ''}; "
-                            "exactly one is needed",
-                        )
+            of_role = arms[(arms["role"] == role).fillna(False).to_numpy(dtype=bool)]
+            present = studies["study_id"].isin(set(of_role["study_id"].dropna()))
+            absent = known & ~present.fillna(False).to_numpy(dtype=bool)
+            for index in studies.index[absent]:
+                out.add(
+                    "studies",
+                    Package.row_number(int(index)),
+                    "study_id",
+                    rule,
+                    f"study {studies.at[index, 'study_id']} has no {role} arm in {arms_path}",
+                )
+            if not has_primary:
+                continue
+            flagged = of_role[of_role["primary_comparison"].fillna(False).to_numpy(dtype=bool)]
+            flagged_rows: dict[Any, list[int]] = {}
+            for index, study_id in flagged["study_id"].dropna().items():
+                flagged_rows.setdefault(study_id, []).append(Package.row_number(int(index)))
+            wrong = known & present.fillna(False).to_numpy(dtype=bool)
+            n_flagged = {sid: len(rows) for sid, rows in flagged_rows.items()}
+            counts = studies["study_id"].map(n_flagged).fillna(0)
+            wrong &= (counts != 1).to_numpy(dtype=bool)
+            for index in studies.index[wrong]:
+                study_id = studies.at[index, "study_id"]
+                rows = ", ".join(str(r) for r in flagged_rows.get(study_id, []))
+                where = f" (rows {rows} of {arms_path})" if rows else ""
+                out.add(
+                    "studies",
+                    Package.row_number(int(index)),
+                    "study_id",
+                    "primary-comparison",
+                    f"study {study_id} has {len(flagged_rows.get(study_id, []))} {role} arms "
+                    f"with primary_comparison true{where}"
+                    "; exactly one is needed",
+                )
 
     for name in OUTCOME_RESOURCES:
         frame = frames.get(name)
@@ -850,7 +889,7 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: _Co
                 .drop_duplicates("study_id")
                 .set_index("study_id")["follow_up_weeks"]
             )
-            limit = frame["study_id"].map(follow).astype("float64")
+            limit = frame["study_id"].astype(object).map(follow).astype("float64")
             beyond = (frame["timepoint_weeks"] > limit).fillna(False).astype(bool)
             for index in frame.index[beyond.to_numpy()]:
                 out.add(
@@ -980,32 +1019,149 @@ def _package_issue(descriptor: Path | str, message: str, rule: str) -> Validatio
     )
 
 
-def validate_package(descriptor: Path | str) -> ValidationReport:
-    """Validate a package: Table Schema (frictionless), then the cross-table rules.
+#: environment variable choosing the Table Schema engine: auto, fast or frictionless
+ENGINE_ENV = "TRIALPOOL_ENGINE"
+#: ``auto`` uses frictionless itself when the data files total less than this
+SMALL_PACKAGE_BYTES = 2_000_000
+#: environment variable with the largest data file accepted, in bytes
+MAX_FILE_BYTES_ENV = "TRIALPOOL_MAX_FILE_BYTES"
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+def max_file_bytes() -> int:
+    """The size limit per data file (``TRIALPOOL_MAX_FILE_BYTES``, default 512 MiB)."""
+    raw = os.environ.get(MAX_FILE_BYTES_ENV, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_MAX_FILE_BYTES
+    return value if value > 0 else DEFAULT_MAX_FILE_BYTES
+
+
+def _size_issues(package: Package, limit: int) -> tuple[list[ValidationIssue], int]:
+    """One issue per data file over the limit; also the total size of the files."""
+    issues: list[ValidationIssue] = []
+    total = 0
+    for resource in package.resources.values():
+        try:
+            size = resource.path.stat().st_size
+        except OSError:
+            continue  # missing: validation reports it
+        total += size
+        if size > limit:
+            issues.append(
+                ValidationIssue(
+                    resource.name,
+                    resource.display_path,
+                    None,
+                    None,
+                    "file-too-large",
+                    f"{size:,} bytes is over the limit of {limit:,} bytes; nothing was read "
+                    f"(set {MAX_FILE_BYTES_ENV} to raise it)",
+                    TRIALPOOL,
+                )
+            )
+    return issues, total
+
+
+def choose_engine(engine: str | None, data_bytes: int) -> str:
+    """``fast`` or ``frictionless``, from the argument, ``TRIALPOOL_ENGINE`` or the size.
+
+    ``auto`` (the default) lets frictionless itself validate small packages (under
+    ``SMALL_PACKAGE_BYTES`` of data, where it takes about a second and is the reference)
+    and uses the vectorised fast path (``trialpool.fastvalidate``) for larger ones. Both
+    report the same errors at the same locations; a test holds them to it.
+    """
+    choice = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+    if choice not in {"auto", "fast", "frictionless"}:
+        choice = "auto"
+    if choice == "auto":
+        return "frictionless" if data_bytes < SMALL_PACKAGE_BYTES else "fast"
+    return choice
+
+
+def _fast_issues(
+    package: Package, fl_package: Any
+) -> tuple[list[ValidationIssue], set[str], dict[str, pd.DataFrame], dict[str, str]]:
+    from trialpool.fastvalidate import validate_tables
+
+    issues: list[ValidationIssue] = []
+    result = validate_tables(package, fl_package)
+    parsable: set[str] = set()
+    for name in fl_package.resource_names:
+        task_issues, ok = _task_issues(package, name, result.errors.get(name, []))
+        issues += task_issues
+        if ok and result.parsable is not None and name in result.parsable:
+            parsable.add(name)
+    return issues, parsable, result.frames, result.fallback
+
+
+def validate_package(descriptor: Path | str, *, engine: str | None = None) -> ValidationReport:
+    """Validate a package: Table Schema first, then the cross-table rules.
+
+    ``engine`` picks the Table Schema engine (see ``choose_engine``): ``"frictionless"``
+    (the reference), ``"fast"`` (``trialpool.fastvalidate``) or ``"auto"``/None.
 
     Never raises on bad input: a package that cannot be loaded (bad JSON, unsafe path)
-    gives one ``package-error`` issue; frictionless failures become issues.
+    gives one ``package`` issue; a data file over ``max_file_bytes()`` gives a
+    ``file-too-large`` issue and nothing is read; frictionless failures become issues.
+    The input is only ever read.
     """
     try:
         package = load_package(descriptor)
     except PackageError as exc:
         return ValidationReport(str(descriptor), [_package_issue(descriptor, str(exc), "package")])
+    too_large, data_bytes = _size_issues(package, max_file_bytes())
+    if too_large:
+        report = ValidationReport(str(descriptor), too_large)
+        report.summary = {"issues": _issue_counts(too_large)}
+        return report
     issues = descriptor_rule_issues(package)
-    fl_issues, parsable = frictionless_issues(package)
-    issues.extend(fl_issues)
+    chosen = choose_engine(engine, data_bytes)
     frames: dict[str, pd.DataFrame] = {}
+    fallback: dict[str, str] = {}
+    parsable: set[str] | None = None
+    fl_package, fl_issues = frictionless_package(package)
+    if fl_package is not None:
+        try:
+            if chosen == "fast":
+                fl_issues, parsable, frames, fallback = _fast_issues(package, fl_package)
+            else:
+                fl_issues, parsable = frictionless_issues(package, fl_package)
+        except Exception as exc:  # an engine crash (frictionless has a few on odd cells)
+            crash = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            fl_issues, parsable = [], None
+            if chosen == "frictionless":
+                try:  # the fast path reads such cells as type errors
+                    fl_package, _ = frictionless_package(package)
+                    fl_issues, parsable, frames, fallback = _fast_issues(package, fl_package)
+                    chosen = f"fast (frictionless failed: {crash})"
+                except Exception as again:
+                    crash = f"{type(again).__name__}: {again}"
+            if parsable is None:
+                fl_issues = [
+                    _package_issue(
+                        descriptor, f"Table Schema validation failed: {crash}", "validation-failed"
+                    )
+                ]
+    issues.extend(fl_issues)
     for name, resource in package.resources.items():
-        if parsable is not None and name not in parsable:
+        if parsable is None or name not in parsable or name in frames:
             continue
-        text = read_text_frame(resource) if parsable is not None else None
+        text = read_text_frame(resource, fl_package.get_resource(name) if fl_package else None)
         if text is not None:
             frames[name] = typed_frame(resource, text)
+    if parsable is None:
+        frames = {}
     collector = _Collector(package)
     if parsable is not None:
         _run_row_rules(package, frames, collector)
         _run_table_rules(package, frames, collector)
     issues.extend(collector.issues)
     summary = summarise(package, frames)
+    summary["engine"] = chosen
+    if fallback:
+        summary["frictionless_fallback"] = fallback
     summary["issues"] = _issue_counts(issues)
     if collector.truncated:
         summary["issues"]["not_listed"] = collector.truncated

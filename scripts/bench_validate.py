@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Benchmark `trialpool validate` (fast path) against `frictionless validate`.
+
+Builds a synthetic conforming package in a temporary folder (default: 10,000 studies,
+20,000 arms, 1,000,000 continuous outcome rows; every value synthetic, labelled so in
+the sources), then times, side by side in one run:
+
+* ``trialpool validate --json`` with the fast path (``TRIALPOOL_ENGINE=fast``);
+* ``frictionless validate --json`` (the reference);
+
+each as a child process, reporting wall time and the child's peak resident memory
+(``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a fresh wrapper per run). It then
+plants one error in the last row of the large file (a value outside the ``outcome``
+enum) and times both again; the verdicts and the error's location must agree.
+
+Usage::
+
+    python scripts/bench_validate.py                  # full size (takes minutes)
+    python scripts/bench_validate.py --rows 100000    # smaller
+    python scripts/bench_validate.py --skip-frictionless
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+OUTCOMES = ["meld", "alb", "tbil", "alt", "ast", "inr", "pt", "pta", "che", "crp"]
+
+
+def _facts(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, f"sha256:{digest.hexdigest()}"
+
+
+def _header(schema_path: Path) -> list[str]:
+    return [f["name"] for f in json.loads(schema_path.read_text("utf-8"))["fields"]]
+
+
+def build(dest: Path, *, studies: int, rows: int, seed: int = 1) -> Path:
+    """Write the synthetic package into ``dest``; return its descriptor path."""
+    rng = np.random.default_rng(seed)
+    template = json.loads((ROOT / "datapackage.json").read_text("utf-8"))
+    (dest / "data").mkdir(parents=True)
+    (dest / "schemas").mkdir()
+    for res in template["resources"]:
+        shutil.copyfile(ROOT / res["schema"], dest / res["schema"])
+    ids = np.array([f"s{i:05d}" for i in range(studies)], dtype=object)
+    sources = pd.DataFrame(
+        {
+            "source_id": ids,
+            "kind": "primary_article",
+            "citation": "Synthetic benchmark source (not a real publication)",
+        }
+    )
+    study_frame = pd.DataFrame(
+        {
+            "study_id": ids,
+            "label": ids,
+            "first_author": "Synthetic",
+            "year": rng.integers(2005, 2025, studies),
+            "country": "Testland",
+            "design": "rct",
+            "blinding": "open_label",
+            "follow_up_weeks": 52,
+            "source_id": ids,
+        }
+    )
+    arm_ids = np.array(["msc", "control"], dtype=object)
+    n_rand = rng.integers(10, 200, studies * 2)
+    arms = pd.DataFrame(
+        {
+            "study_id": np.repeat(ids, 2),
+            "arm_id": np.tile(arm_ids, studies),
+            "role": np.tile(np.array(["intervention", "control"], dtype=object), studies),
+            "primary_comparison": "true",
+            "description": "synthetic arm",
+            "cell_source": np.tile(
+                np.array(["umbilical_cord", "not_applicable"], dtype=object), studies
+            ),
+            "origin": np.tile(np.array(["allogeneic", "not_applicable"], dtype=object), studies),
+            "route": np.tile(
+                np.array(["peripheral_vein", "not_applicable"], dtype=object), studies
+            ),
+            "n_randomised": n_rand,
+            "n_analysed": n_rand,
+            "source_id": np.repeat(ids, 2),
+        }
+    )
+    # continuous rows: cycle over arms x outcomes x timepoints
+    per_arm = -(-rows // (studies * 2))
+    timepoints = np.arange(1, -(-per_arm // len(OUTCOMES)) + 1, dtype=float) * (
+        52.0 / max(1, -(-per_arm // len(OUTCOMES)))
+    )
+    combos = [(o, t) for t in timepoints for o in OUTCOMES][:per_arm]
+    arm_index = np.repeat(np.arange(studies * 2), len(combos))[:rows]
+    combo_index = np.tile(np.arange(len(combos)), studies * 2)[:rows]
+    outcome_col = np.array([c[0] for c in combos], dtype=object)[combo_index]
+    time_col = np.round(np.array([c[1] for c in combos])[combo_index], 2)
+    cont = pd.DataFrame(
+        {
+            "study_id": arms["study_id"].to_numpy()[arm_index],
+            "arm_id": arms["arm_id"].to_numpy()[arm_index],
+            "outcome": outcome_col,
+            "timepoint_weeks": time_col,
+            "statistic": "mean_sd",
+            "n": rng.integers(5, 200, rows),
+            "mean": np.round(rng.normal(20, 5, rows), 3),
+            "sd": np.round(rng.uniform(0.5, 10, rows), 3),
+            "unit": "units",
+            "source_id": arms["study_id"].to_numpy()[arm_index],
+            "locator": "Table 2",
+            "verification": "primary",
+        }
+    )
+    frames = {
+        "sources": sources,
+        "studies": study_frame,
+        "arms": arms,
+        "continuous_outcomes": cont,
+    }
+    for res in template["resources"]:
+        columns = _header(ROOT / res["schema"])
+        frame = frames.get(res["name"], pd.DataFrame(columns=columns))
+        frame = frame.reindex(columns=columns)
+        frame.to_csv(dest / res["path"], index=False, lineterminator="\n")
+    return _write_descriptor(dest, template)
+
+
+def _write_descriptor(dest: Path, template: dict) -> Path:
+    for res in template["resources"]:
+        res["bytes"], res["hash"] = _facts(dest / res["path"])
+    template["sources"] = [{"title": "Synthetic benchmark sources"}]
+    path = dest / "datapackage.json"
+    path.write_text(json.dumps(template, indent=2), encoding="utf-8")
+    return path
+
+
+def plant_error(descriptor: Path) -> tuple[int, str]:
+    """Put an unknown outcome in the last row of continuous_outcomes; refresh hashes."""
+    dest = descriptor.parent
+    path = dest / "data" / "continuous_outcomes.csv"
+    with path.open("rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 4096))
+        tail = handle.read()
+    lines = tail.rstrip(b"\n").split(b"\n")
+    last = lines[-1].split(b",")
+    last[2] = b"not_an_outcome"
+    new_last = b",".join(last)
+    with path.open("rb+") as handle:
+        handle.seek(size - len(lines[-1]) - 1)
+        handle.write(new_last + b"\n")
+        handle.truncate()
+    with path.open("rb") as handle:
+        n_rows = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    template = json.loads(descriptor.read_text("utf-8"))
+    _write_descriptor(dest, template)
+    return n_rows, "outcome"
+
+
+_WRAPPER = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], capture_output=True, env=None)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"code": proc.returncode, "seconds": seconds, "peak_kib": peak,
+                  "stdout": proc.stdout.decode("utf-8", "replace")}))
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run ``cmd`` under a fresh wrapper; return exit code, seconds, peak RSS, stdout."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, env=env
+    )
+    return json.loads(out.stdout)
+
+
+def locations_trialpool(stdout: str) -> set[tuple]:
+    data = json.loads(stdout)
+    return {
+        (i["resource"], i["row"], i["field"]) for i in data["issues"] if i["source"] != "trialpool"
+    }
+
+
+def locations_frictionless(stdout: str) -> set[tuple]:
+    data = json.loads(stdout)
+    found = set()
+    for task in data.get("tasks", []):
+        for e in task.get("errors", []):
+            found.add((task["name"], e.get("rowNumber"), e.get("fieldName")))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=10_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-frictionless", action="store_true")
+    parser.add_argument("--keep", type=Path, help="build here and keep the package")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench_validate_")) if args.keep is None else args.keep
+    try:
+        t0 = time.perf_counter()
+        descriptor = build(work / "pkg", studies=args.studies, rows=args.rows)
+        size = (work / "pkg/data/continuous_outcomes.csv").stat().st_size
+        print(
+            f"built {args.studies:,} studies, {args.rows:,} continuous rows "
+            f"({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s at {descriptor.parent}"
+        )
+        env = dict(os.environ, TRIALPOOL_ENGINE="fast")
+        tp_cmd = [str(BIN / "trialpool"), "validate", str(descriptor), "--json"]
+        fl_cmd = [str(BIN / "frictionless"), "validate", str(descriptor), "--json"]
+        for label in ("valid package", "one error in the last row"):
+            if label != "valid package":
+                n_rows, field = plant_error(descriptor)
+                print(f"planted: row {n_rows} field {field}")
+            tp = timed(tp_cmd, env)
+            line = (
+                f"[{label}] trialpool (fast): exit {tp['code']}, {tp['seconds']:.1f} s, "
+                f"peak {tp['peak_kib'] / 1024:.0f} MiB"
+            )
+            print(line)
+            if tp["code"] not in (0, 1):
+                print(tp["stdout"][-2000:])
+            if args.skip_frictionless:
+                continue
+            fl = timed(fl_cmd, env)
+            print(
+                f"[{label}] frictionless:     exit {fl['code']}, {fl['seconds']:.1f} s, "
+                f"peak {fl['peak_kib'] / 1024:.0f} MiB"
+            )
+            same_verdict = tp["code"] == fl["code"]
+            same_locations = locations_trialpool(tp["stdout"]) == locations_frictionless(
+                fl["stdout"]
+            )
+            print(
+                f"[{label}] ratio frictionless/trialpool: {fl['seconds'] / tp['seconds']:.1f}x; "
+                f"same verdict: {same_verdict}; same locations: {same_locations}"
+            )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
