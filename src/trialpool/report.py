@@ -242,6 +242,12 @@ footer { color: var(--muted); font-size: 12px; border-top: 1px solid var(--line)
 """
 
 
+def _sentence(text: str) -> str:
+    """Text ending with a full stop (captions)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _html_inline(item: Inline) -> str:
     if isinstance(item, str):
         return html.escape(item)
@@ -294,7 +300,7 @@ def _html_node(node: Node) -> str:
         return (
             f'<figure><img src="data:image/png;base64,{data}" '
             f'alt="{html.escape(node.alt, quote=True)}">'
-            f"<figcaption>{html.escape(node.caption)}"
+            f"<figcaption>{html.escape(_sentence(node.caption))}"
             f'<span class="muted"> Files: {html.escape(node.rel_png)}'
             f"{', ' + html.escape(node.rel_svg) if node.rel_svg else ''}</span>"
             f"</figcaption></figure>"
@@ -341,7 +347,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
 
 def _md_text(text: str) -> str:
     """Text safe in Markdown: HTML-escaped, Markdown specials escaped, one line."""
-    text = " ".join(str(text).split())
+    text = re.sub(r"\s+", " ", str(text))
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
@@ -350,12 +356,18 @@ def _md_inline(item: Inline) -> str:
         return _md_text(item)
     if isinstance(item, LineBreak):
         return "<br>"
-    if isinstance(item, Strong):
-        return f"**{_md_text(item.text)}**"
+    if isinstance(item, (Strong, Muted)):
+        # markers hug the text; surrounding spaces stay outside (CommonMark flanking rules)
+        core = item.text.strip()
+        lead = " " if item.text[:1].isspace() else ""
+        trail = " " if item.text[-1:].isspace() else ""
+        if not core:
+            return lead or trail
+        if isinstance(item, Strong):
+            return f"{lead}**{_md_text(core)}**{trail}"
+        return f"{lead}<sub>{_md_text(core)}</sub>{trail}"
     if isinstance(item, Code):
         return "`" + item.text.replace("`", "'") + "`" if item.text else ""
-    if isinstance(item, Muted):
-        return f"<sub>{_md_text(item.text)}</sub>"
     url = _safe_url(item.url)
     if url is None:
         return _md_text(item.text)
@@ -368,7 +380,9 @@ def _md_inlines(content: Inlines) -> str:
 
 def _md_node(node: Node) -> str:
     if isinstance(node, Heading):
-        return f"{'#' * min(max(node.level, 2), 4)} {_md_text(node.text)}\n"
+        anchor = re.sub(r"[^A-Za-z0-9_-]", "", node.anchor)
+        level = "#" * min(max(node.level, 2), 4)
+        return f'<a id="{anchor}"></a>\n\n{level} {_md_text(node.text)}\n'
     if isinstance(node, Para):
         text = _md_inlines(node.content)
         return f"> {text}\n" if node.cls == "note" else f"{text}\n"
@@ -389,7 +403,8 @@ def _md_node(node: Node) -> str:
         return "\n".join(out) + "\n"
     if isinstance(node, FigureNode):
         svg = f" (SVG: [{node.rel_svg}]({node.rel_svg}))" if node.rel_svg else ""
-        return f"![{_md_text(node.alt)}]({node.rel_png})\n\n*{_md_text(node.caption)}*{svg}\n"
+        caption = _md_text(_sentence(node.caption))
+        return f"![{_md_text(node.alt)}]({node.rel_png})\n\n*{caption}*{svg}\n"
     lines = "".join(f"> - {_md_inlines(line)}\n" for line in node.lines)
     return f"> **{_md_text(node.headline)}**\n{'>' + chr(10) if lines else ''}{lines}"
 
@@ -944,12 +959,14 @@ def _result_table(blocks: Sequence[tuple[str, Result]], measure: str) -> Table:
     return Table(header=header, rows=rows, numeric=frozenset({1, 3, 4, 5}))
 
 
-def _study_table(result: Result, info: StudyInfo, caption: str) -> Table:
+def _study_table(
+    result: Result, info: StudyInfo, caption: str, arms: tuple[str, str] = ("MSC", "Control")
+) -> Table:
     binary = result.measure in {"RR", "OR", "RD"}
     if binary:
-        header = ["Study", "MSC events/total", "Control events/total"]
+        header = ["Study", f"{arms[0]} events/total", f"{arms[1]} events/total"]
     else:
-        header = ["Study", "MSC mean (SD), n", "Control mean (SD), n"]
+        header = ["Study", f"{arms[0]} mean (SD), n", f"{arms[1]} mean (SD), n"]
     ratio = result.measure in RATIO_MEASURES
     header += ["yi" + (" (log)" if ratio else ""), "vi", "Weight", "Flags"]
     rows: list[list[Inlines]] = []
@@ -1402,7 +1419,11 @@ def run_analysis(ctx: Context, analysis: Analysis) -> list[Node]:
             cap = "Per-study data" + (f" — {b.label}" if b.label else "")
             if path:
                 cap += f" (exported: {path})"
-            nodes.append(_study_table(b.result, info, cap))
+            arm_names = (
+                analysis.favours[0],
+                analysis.favours[1][:1].upper() + analysis.favours[1][1:],
+            )
+            nodes.append(_study_table(b.result, info, cap, arm_names))
 
         # variants
         runs, loo = _run_variants(ctx, analysis, b, s)
