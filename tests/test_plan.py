@@ -87,6 +87,7 @@ def test_default_plan_mirrors_the_review() -> None:
     for tp in (4, 24):
         alb = next(a for a in plan.analyses if a.outcome == "alb" and a.timepoint_weeks == tp)
         assert any(isinstance(r, LeaveOutHeterogeneous) for r in alb.sensitivity)
+    assert plan.caveats, "the default plan states what the sources do not give"
     outcomes = {a.outcome for a in plan.analyses}
     assert {"inr", "alt", "tbil", "adverse_event", "serious_adverse_event", "death"} <= outcomes
     assert {"death_mof_or_infection", "severe_infection"} <= outcomes

@@ -291,6 +291,13 @@ class AnalysisPlan(_Model):
             "(the discrepancy table)."
         ),
     )
+    caveats: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Known limits of the data behind the analyses (what no source read states, "
+            "what the audited review does not report); printed in the report."
+        ),
+    )
     defaults: PlanDefaults = Field(default_factory=PlanDefaults)
     analyses: list[Analysis] = Field(min_length=1)
 
