@@ -240,6 +240,8 @@ def test_bundled_report_states_the_data_status_of_every_analysis(bundled_report:
     assert "Needs </strong>per-arm MELD score at 24 weeks" in text
     assert "funnel plot and Egger&#x27;s test not shown (need k ≥ 10)" in text
     assert "msc-aclf-trials" in text and "trialpool" in text
+    assert "Known limits of the sources" in text  # the plan's caveats
+    assert "Derived: Lin 2017, msc, death at 24 weeks" in text  # derived rows listed
 
 
 @pytest.mark.slow

@@ -1629,7 +1629,11 @@ def _section_methods(ctx: Context) -> list[Node]:
                 "; ".join(f"{k}: {v}" for k, v in rules.items()),
             ]
         )
-    return [Heading(2, "Methods", "methods"), Bullets(items)]
+    nodes: list[Node] = [Heading(2, "Methods", "methods")]
+    if plan.description:
+        nodes.append(Para([Strong(f"Plan: {plan.title}. "), plan.description]))
+    nodes.append(Bullets(items))
+    return nodes
 
 
 def _section_caveats(ctx: Context) -> list[Node]:
@@ -1696,7 +1700,13 @@ def _section_caveats(ctx: Context) -> list[Node]:
             )
             + "."
         )
-    return [Heading(2, "What the data can and cannot show", "caveats"), Bullets(items)]
+    nodes: list[Node] = [Heading(2, "What the data can and cannot show", "caveats")]
+    if ctx.plan.caveats:
+        nodes.append(Para([Strong("Known limits of the sources"), " (from the analysis plan):"]))
+        nodes.append(Bullets(list(ctx.plan.caveats)))
+        nodes.append(Para([Strong("From the data"), " (counted by this report):"]))
+    nodes.append(Bullets(items))
+    return nodes
 
 
 # --- study characteristics -----------------------------------------------------------
