@@ -2436,6 +2436,7 @@ def _write_report(
         TaskProgressColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("report", total=steps)
         for analysis in plan.analyses:
