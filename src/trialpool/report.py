@@ -1756,7 +1756,7 @@ def _section_characteristics(ctx: Context) -> tuple[list[Node], list[list[Any]]]
         Heading(2, "Study characteristics", "characteristics"),
         Para(
             "The review's Table 1, rebuilt from the package (best-supported values; every "
-            "source's competing value is kept in the claims table). Source ids are shown under "
+            "source's competing value is kept in the claims table). Source ids are shown after "
             "each cell; † marks a cell where "
             + (
                 f"{audited} prints a different value (see the discrepancy table)."
