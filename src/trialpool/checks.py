@@ -840,7 +840,7 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: _Co
                 flagged_rows.setdefault(study_id, []).append(Package.row_number(int(index)))
             wrong = known & present.fillna(False).to_numpy(dtype=bool)
             n_flagged = {sid: len(rows) for sid, rows in flagged_rows.items()}
-            counts = studies["study_id"].map(n_flagged).fillna(0)
+            counts = studies["study_id"].astype(object).map(n_flagged).fillna(0)
             wrong &= (counts != 1).to_numpy(dtype=bool)
             for index in studies.index[wrong]:
                 study_id = studies.at[index, "study_id"]

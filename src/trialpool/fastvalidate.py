@@ -47,13 +47,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from trialpool.package import Package, Resource
 
 #: frictionless' default limit of errors per resource
 LIMIT_ERRORS = 1000
 #: at most this many distinct values per column are read with frictionless' reader
-DISTINCT_READER_LIMIT = 20_000
+DISTINCT_READER_LIMIT = 1_000
 #: rows per pandas chunk
 CHUNK_ROWS = 200_000
 #: frictionless reads this many bytes to detect the encoding, this many lines to sniff
@@ -128,9 +129,44 @@ class TableResult:
 class _Column:
     """Per-cell results of one field over all rows."""
 
-    typed: list[np.ndarray | pd.api.extensions.ExtensionArray] = field(default_factory=list)
+    typed: list[Any] = field(default_factory=list)
     nonfinite: list[np.ndarray] = field(default_factory=list)
-    keys: list[np.ndarray] = field(default_factory=list)
+    keys: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass
+class _Key:
+    """Parsed values of one field for the key checks: a code per row, the distinct values.
+
+    Codes are equal exactly when frictionless' parsed values are equal (``None`` for an
+    empty or invalid cell is one value; each NaN is its own).
+    """
+
+    codes: np.ndarray  # int64, one per row
+    values: np.ndarray  # object, indexed by code
+
+    @classmethod
+    def from_parts(cls, parts: list[tuple[np.ndarray, np.ndarray]]) -> _Key:
+        """Merge per-chunk (row codes, distinct values) into one code space."""
+        if not parts:
+            return cls(np.zeros(0, dtype=np.int64), np.empty(0, dtype=object))
+        offsets = np.cumsum([0] + [len(v) for _, v in parts])
+        merged = np.concatenate([v for _, v in parts])
+        codes, values = pd.factorize(pd.Series(merged, dtype=object), use_na_sentinel=False)
+        rows = np.concatenate([codes[off + c] for (c, _), off in zip(parts, offsets, strict=False)])
+        # factorize turns None into NaN; a NaN number is a _Nan object, so NaN means None
+        distinct = np.array(
+            [None if isinstance(v, float) and v != v else v for v in values], dtype=object
+        )
+        return cls(rows.astype(np.int64), distinct)
+
+    @property
+    def none(self) -> np.ndarray:
+        """Per row: the parsed value is None."""
+        return _is_none(self.values)[self.codes] if len(self.values) else np.zeros(0, bool)
+
+    def value(self, row: int) -> Any:
+        return self.values[self.codes[row]]
 
 
 @dataclass
@@ -140,7 +176,7 @@ class _Parsed:
     resource: Resource
     fl_resource: Any
     rows: int = 0
-    keys: dict[str, np.ndarray] = field(default_factory=dict)
+    keys: dict[str, _Key] = field(default_factory=dict)
     typed: pd.DataFrame | None = None
     # cell-level error records: arrays of row, order, kind, field index, constraint
     records: list[tuple[np.ndarray, ...]] = field(default_factory=list)
@@ -151,18 +187,20 @@ class _Parsed:
 
 
 def _file_stats(path: Path) -> dict[str, Any]:
-    """Bytes, md5 and sha256 of a file, read in chunks; refuse NUL bytes."""
+    """Bytes, md5 and sha256 of a file, read in chunks; the bytes it contains of note."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256()
     size = 0
+    seen: set[int] = set()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             if b"\x00" in chunk:
                 raise FallbackError("NUL byte in the file")
+            seen |= {b for b in b"\"'\\" if b in chunk}
             md5.update(chunk)
             sha.update(chunk)
             size += len(chunk)
-    return {"bytes": size, "md5": md5.hexdigest(), "sha256": sha.hexdigest()}
+    return {"bytes": size, "md5": md5.hexdigest(), "sha256": sha.hexdigest(), "special": seen}
 
 
 def detect_encoding(path: Path, fl_resource: Any) -> str:
@@ -216,6 +254,58 @@ def sniff_dialect(path: Path, encoding: str, fl_resource: Any) -> csv.Dialect:
     if py.quoting != csv.QUOTE_MINIMAL or len(py.delimiter) != 1:
         raise FallbackError("CSV quoting other than minimal")
     return py
+
+
+#: encodings in which delimiter and line-end bytes cannot occur inside a character
+_BYTE_SAFE = {"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15"}
+
+
+def _count_records(data: np.ndarray, delim: int) -> tuple[np.ndarray, int]:
+    """Cell counts of the records in ``data`` that end with a line end; bytes consumed."""
+    is_cr = data == 13
+    is_lf = data == 10
+    after_cr = np.zeros(len(data), dtype=bool)
+    after_cr[1:] = is_cr[:-1]
+    ends = np.flatnonzero(is_cr | (is_lf & ~after_cr))
+    if len(ends) == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    crlf = np.zeros(len(ends), dtype=bool)
+    inside = ends + 1 < len(data)
+    crlf[inside] = is_cr[ends[inside]] & is_lf[ends[inside] + 1]
+    nxt = ends + np.where(crlf, 2, 1)
+    starts = np.concatenate([[0], nxt[:-1]])
+    where = np.flatnonzero(data == delim)
+    n_delims = np.searchsorted(where, ends) - np.searchsorted(where, starts)
+    counts = np.where(ends == starts, 0, n_delims + 1)
+    return counts.astype(np.int64), int(nxt[-1])
+
+
+def _shapes_unquoted(path: Path, delimiter: str, block: int = 1 << 24) -> np.ndarray:
+    """Cell count of every record of a file without quote or escape characters.
+
+    Without quoting, Python's csv module ends a record at ``\n``, ``\r\n`` or a lone
+    ``\r`` and splits it at each delimiter (an empty line is a record of no cells), so
+    the counts follow from byte positions, found with numpy block by block.
+    """
+    delim = ord(delimiter)
+    parts: list[np.ndarray] = []
+    leftover = b""
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            buf = leftover + chunk
+            # a final \r may be the first half of a \r\n: keep it for the next block
+            usable = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
+            counts, used = _count_records(np.frombuffer(buf, dtype=np.uint8)[:usable], delim)
+            parts.append(counts)
+            leftover = buf[used:]
+    if leftover:
+        data = np.frombuffer(leftover, dtype=np.uint8)
+        counts, used = _count_records(data, delim)
+        parts.append(counts)
+        rest = data[used:]
+        if len(rest):  # the last record has no line end
+            parts.append(np.array([int(np.sum(rest == delim)) + 1], dtype=np.int64))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _shapes(path: Path, encoding: str, dialect: csv.Dialect) -> tuple[np.ndarray, np.ndarray]:
@@ -461,12 +551,27 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
         raise FallbackError("empty file")
     encoding = detect_encoding(path, fl_resource)
     dialect = sniff_dialect(path, encoding, fl_resource)
-    counts, lengths = _shapes(path, encoding, dialect)
+    quick = (
+        dialect.quotechar == '"'
+        and dialect.escapechar is None
+        and ord('"') not in stats["special"]
+        and encoding in _BYTE_SAFE
+        and dialect.delimiter.isascii()
+    )
+    if quick:  # no quoting: records are lines, counted with numpy
+        counts, lengths = _shapes_unquoted(path, dialect.delimiter), None
+    else:
+        counts, lengths = _shapes(path, encoding, dialect)
     fl_fields = list(fl_resource.schema.fields)
     names = [f.name for f in fl_fields]
     width = len(fl_fields)
     if width == 0 or len(counts) == 0 or counts[0] != width or (counts > width).any():
         raise FallbackError("header or rows wider or narrower than the schema")
+    # frictionless guesses the header row from the widths of the first records
+    sample = [[""] * int(c) for c in counts[: fl_resource.detector.sample_size]]
+    probe = fl_resource.detector.detect_dialect(sample, dialect=fl_resource.dialect.to_copy())
+    if probe.header is not True or list(probe.header_rows) != [1]:
+        raise FallbackError("frictionless would take another row as the header")
     parsed = _Parsed(resource, fl_resource, stats=stats)
     columns = [_Column() for _ in fl_fields]
     missing_sets = [_field_missing_values(f) for f in fl_fields]
@@ -477,53 +582,67 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
         seen += len(chunk)
         if seen > len(counts):
             raise FallbackError("pandas and csv disagree on the number of records")
+        first_row = 2 if start == 0 else start + 1
+        skip = 1 if start == 0 else 0  # the header
+        n = len(chunk) - skip
         data = chunk.to_numpy(dtype=object)
-        if start == 0:
-            if [str(v) for v in data[0]] != names:
-                raise FallbackError("header differs from the schema's field names")
-            data = data[1:]
-            first_row = 2
-        else:
-            first_row = start + 1
-        n = len(data)
-        if n == 0:
+        if start == 0 and [str(v) for v in data[0]] != names:
+            raise FallbackError("header differs from the schema's field names")
+        if n <= 0:
             continue
         rows = np.arange(first_row, first_row + n, dtype=np.int64)
         chunk_counts = counts[rows - 1]
         total = np.zeros(n, dtype=np.int64)
         blank = np.ones(n, dtype=bool)
         recs: list[tuple[np.ndarray, ...]] = []
+        raw_of: list[tuple[np.ndarray, np.ndarray]] = []
         for j, fl_field in enumerate(fl_fields):
-            raw = data[:, j]
-            codes, uniques = pd.factorize(raw, use_na_sentinel=False)
+            codes, uniques = pd.factorize(data[skip:, j], use_na_sentinel=False)
             uniques = np.asarray(uniques, dtype=object)
-            total += np.fromiter((len(u) for u in uniques), dtype=np.int64, count=len(uniques))[
-                codes
-            ]
+            raw_of.append((codes, uniques))
+            if lengths is not None:
+                lens = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=len(uniques))
+                total += lens[codes]
             res = _results_for(fl_field, uniques, missing_sets[j])
             type_error = res.type_error[codes]
             fails = {c: arr[codes] for c, arr in res.fails.items()}
-            key = res.key[codes]
-            typed = res.typed[codes]
             nonfinite = res.nonfinite[codes]
             is_none = _is_none(res.key)[codes]
             # a missing cell (short row) is read as None, not as ""
             missing_cell = chunk_counts <= j
-            if missing_cell.any():
+            has_missing = bool(missing_cell.any())
+            if has_missing:
                 type_error[missing_cell] = False
                 for c in fails:
                     fails[c][missing_cell] = False
                 if fl_field.constraints.get("required") and "required" in fails:
                     fails["required"][missing_cell] = True
-                key[missing_cell] = None
-                typed[missing_cell] = np.nan if typed.dtype.kind == "f" else None
                 nonfinite[missing_cell] = False
                 is_none[missing_cell] = True
             blank &= is_none & ~type_error
-            columns[j].typed.append(typed)
+            if res.typed.dtype.kind == "f":
+                typed = res.typed[codes]
+                if has_missing:
+                    typed[missing_cell] = np.nan
+                columns[j].typed.append(typed)
+            else:  # text or boolean: a categorical built from the distinct values
+                shown = np.array(
+                    [v if v is None or isinstance(v, str | bool) else str(v) for v in res.typed],
+                    dtype=object,
+                )
+                cat_codes, categories = pd.factorize(shown)
+                row_codes = cat_codes[codes]
+                row_codes[missing_cell] = -1
+                columns[j].typed.append(
+                    pd.Categorical.from_codes(
+                        row_codes, categories=pd.Index(categories, dtype=object)
+                    )
+                )
             columns[j].nonfinite.append(nonfinite)
             if fl_field.name in needed_keys:
-                columns[j].keys.append(key)
+                row_codes = codes.copy()
+                row_codes[missing_cell] = len(res.key)
+                columns[j].keys.append((row_codes, np.append(res.key, None)))
             idx = np.flatnonzero(type_error)
             if len(idx):
                 recs.append(_rec(rows[idx], j * 64, _TYPE, j, -1))
@@ -535,7 +654,7 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
             if len(idx):
                 recs.append(_rec(rows[idx], 10_000 + j, _MISSING_CELL, j, -1))
         # the two parsers must agree on every record
-        if not np.array_equal(total, lengths[rows - 1]):
+        if lengths is not None and not np.array_equal(total, lengths[rows - 1]):
             raise FallbackError("pandas and csv split a record differently")
         blank_parts.append(blank)
         if blank.any():
@@ -549,12 +668,14 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
                 order = np.lexsort((merged[1], merged[0]))[:LIMIT_ERRORS]
                 kept = tuple(a[order] for a in merged)
                 parsed.records.append(kept)
-                for row, kind, j in zip(
-                    kept[0].tolist(), kept[2].tolist(), kept[3].tolist(), strict=True
-                ):
-                    if kind in (_TYPE, _CONSTRAINT):
-                        missing = chunk_counts[row - first_row] <= j
-                        parsed.cells[(row, j)] = "" if missing else str(data[row - first_row, j])
+                for row, j in zip(kept[0].tolist(), kept[3].tolist(), strict=True):
+                    if j >= 0:
+                        at = row - first_row
+                        if chunk_counts[at] <= j:
+                            parsed.cells[(row, j)] = "None"
+                        else:
+                            codes, uniques = raw_of[j]
+                            parsed.cells[(row, j)] = str(uniques[codes[at]])
     if seen != len(counts):
         raise FallbackError("pandas and csv disagree on the number of records")
     parsed.rows = max(0, seen - 1)
@@ -563,9 +684,7 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
     for j, fl_field in enumerate(fl_fields):
         col = columns[j]
         if fl_field.name in needed_keys:
-            parsed.keys[fl_field.name] = (
-                np.concatenate(col.keys) if col.keys else np.empty(0, dtype=object)
-            )
+            parsed.keys[fl_field.name] = _Key.from_parts(col.keys)
         frame.update(_typed_columns(fl_field, col))
     parsed.typed = pd.DataFrame(frame, index=pd.RangeIndex(parsed.rows))
     return parsed
@@ -590,37 +709,34 @@ def _rec(rows: np.ndarray, order: int, kind: int, fld: int, constraint: int) -> 
 
 
 def _typed_columns(fl_field: Any, col: _Column) -> dict[str, Any]:
-    """The rules' view of a column: float64 numbers, pandas string/boolean otherwise."""
+    """The rules' view of a column: float64 numbers, pandas boolean, categorical text."""
     name = fl_field.name
+    kind = fl_field.type
+    numeric = kind in {"number", "integer"}
     if not col.typed:
-        empty: dict[str, Any] = {name: np.zeros(0)}
-        if fl_field.type == "number":
+        empty: dict[str, Any] = {name: np.zeros(0) if numeric else pd.Categorical([])}
+        if kind == "number":
             empty[f"__nonfinite__{name}"] = np.zeros(0, dtype=bool)
         return empty
-    typed = np.concatenate(col.typed)
-    kind = fl_field.type
-    if kind in {"number", "integer"}:
-        out: dict[str, Any] = {name: typed.astype(np.float64)}
+    if numeric:
+        out: dict[str, Any] = {name: np.concatenate(col.typed).astype(np.float64)}
         if kind == "number":
             out[f"__nonfinite__{name}"] = np.concatenate(col.nonfinite)
         return out
+    merged = col.typed[0] if len(col.typed) == 1 else union_categoricals(col.typed)
+    merged = merged.remove_unused_categories()
     if kind == "boolean":
-        return {name: pd.array([None if v is None else bool(v) for v in typed], dtype="boolean")}
-    if kind == "string":
-        return {name: pd.Categorical(typed)}
-    return {name: pd.Categorical([None if v is None else str(v) for v in typed])}
+        values = np.asarray(merged.astype(object), dtype=object)
+        return {name: pd.array([None if pd.isna(v) else bool(v) for v in values], "boolean")}
+    return {name: merged}
 
 
 # ---------------------------------------------------------------------------------------
 # keys
 
 
-def _codes(values: np.ndarray) -> np.ndarray:
-    codes, _ = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-    return codes.astype(np.int64)
-
-
 def _combine(parts: list[np.ndarray]) -> np.ndarray:
+    """One code per row for a tuple of codes (equal exactly when all parts are equal)."""
     key = parts[0]
     for part in parts[1:]:
         key, _ = pd.factorize(key * (int(part.max(initial=0)) + 1) + part)
@@ -628,9 +744,11 @@ def _combine(parts: list[np.ndarray]) -> np.ndarray:
     return key
 
 
-def _joint_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    codes = _codes(np.concatenate([a, b]))
-    return codes[: len(a)], codes[len(a) :]
+def _joint(a: _Key, b: _Key) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of two keys in one code space (for foreign keys)."""
+    merged = np.concatenate([a.values, b.values])
+    codes, _ = pd.factorize(pd.Series(merged, dtype=object), use_na_sentinel=False)
+    return codes[: len(a.values)][a.codes], codes[len(a.values) :][b.codes]
 
 
 def _prev_same(codes: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -659,43 +777,38 @@ def _key_errors(parsed: _Parsed, lookups: dict[str, _Parsed]) -> list[tuple[int,
     for j, fl_field in enumerate(schema.fields):
         if not fl_field.constraints.get("unique"):
             continue
-        values = parsed.keys[fl_field.name]
-        prev = _prev_same(_codes(values), ~_is_none(values))
+        key = parsed.keys[fl_field.name]
+        prev = _prev_same(key.codes, ~key.none)
         for i in np.flatnonzero(prev >= 0).tolist():
             out.append(
                 (
                     i + 2,
                     20_000 + j,
-                    lambda i=i, j=j, f=fl_field, v=values, p=prev: _error(
+                    partial(
+                        _error,
                         "unique-error",
-                        note=f"the same as in the row at position {int(p[i]) + 2}",
+                        note=f"the same as in the row at position {int(prev[i]) + 2}",
                         row_number=i + 2,
-                        cell=_text(parsed.cells.get((i + 2, j), v[i])),
-                        field_name=f.name,
+                        cell=_text(key.value(i)),
+                        field_name=fl_field.name,
                         field_number=j + 1,
                     ),
                 )
             )
     pk = list(schema.primary_key)
     if pk and set(pk) <= set(names):
-        parts = [parsed.keys[name] for name in pk]
+        keys = [parsed.keys[name] for name in pk]
         all_none = np.ones(n, dtype=bool)
-        for part in parts:
-            all_none &= _is_none(part)
-        prev = _prev_same(_combine([_codes(p) for p in parts]), ~all_none)
+        for key in keys:
+            all_none &= key.none
+        prev = _prev_same(_combine([key.codes for key in keys]), ~all_none)
         for i in np.flatnonzero(all_none | (prev >= 0)).tolist():
             note = (
                 'cells composing the primary keys are all "None"'
                 if all_none[i]
                 else f"the same as in the row at position {int(prev[i]) + 2}"
             )
-            out.append(
-                (
-                    i + 2,
-                    30_000,
-                    lambda i=i, note=note: _error("primary-key", note=note, row_number=i + 2),
-                )
-            )
+            out.append((i + 2, 30_000, partial(_error, "primary-key", note=note, row_number=i + 2)))
     for k, fk in enumerate(schema.foreign_keys):
         local = list(fk["fields"])
         ref_name = fk["reference"]["resource"] or parsed.resource.name
@@ -706,17 +819,16 @@ def _key_errors(parsed: _Parsed, lookups: dict[str, _Parsed]) -> list[tuple[int,
         target = [parsed.keys[f] for f in local]
         source = [ref.keys[f] for f in ref_fields]
         t_none = np.ones(n, dtype=bool)
-        for part in target:
-            t_none &= _is_none(part)
+        for key in target:
+            t_none &= key.none
         s_none = np.ones(ref.rows, dtype=bool)
-        for part in source:
-            s_none &= _is_none(part)
-        joint = _combine(
-            [_codes(np.concatenate([a, b])) for a, b in zip(target, source, strict=True)]
-        )
+        for key in source:
+            s_none &= key.none
+        pairs = [_joint(a, b) for a, b in zip(target, source, strict=True)]
+        joint = _combine([np.concatenate([t, r]) for t, r in pairs])
         found = np.isin(joint[:n], joint[n:][~s_none])
         for i in np.flatnonzero(~found & ~t_none).tolist():
-            cells = [target[m][i] for m in range(len(local))]
+            cells = [key.value(i) for key in target]
             note = 'for "{}": values "{}" not found in the lookup table "{}" as "{}"'.format(
                 ", ".join(local),
                 ", ".join(str(c) for c in cells),
