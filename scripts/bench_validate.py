@@ -199,18 +199,20 @@ def timed(cmd: list[str], env: dict[str, str]) -> dict:
 
 
 def locations_trialpool(stdout: str) -> set[tuple]:
+    """(resource, row, error type) of the Table Schema issues trialpool reports."""
     data = json.loads(stdout)
     return {
-        (i["resource"], i["row"], i["field"]) for i in data["issues"] if i["source"] != "trialpool"
+        (i["resource"], i["row"], i["rule"]) for i in data["issues"] if i["source"] != "trialpool"
     }
 
 
 def locations_frictionless(stdout: str) -> set[tuple]:
+    """(resource, row, error type) of frictionless' errors."""
     data = json.loads(stdout)
     found = set()
     for task in data.get("tasks", []):
         for e in task.get("errors", []):
-            found.add((task["name"], e.get("rowNumber"), e.get("fieldName")))
+            found.add((task["name"], e.get("rowNumber"), e.get("type")))
     return found
 
 

@@ -6,9 +6,17 @@ never raises on bad data.
 
 1. **Table Schema** (``source="frictionless"``): types, ``required``, ``enum``,
    ``minimum``/``maximum``, ``pattern``, ``unique``, primary and foreign keys, ``bytes``
-   and ``hash``, header and row shape. ``frictionless`` (5.x) is the reference engine;
-   it only ever sees what ``package.load_package`` has vetted (paths checked, schemas
-   and dialects inlined, no custom profiles), so it reads nothing else.
+   and ``hash``, header and row shape, with frictionless' semantics and messages.
+   ``frictionless`` (5.x) is the reference engine; ``trialpool.fastvalidate`` is a
+   vectorised engine that gives the same errors at the same locations (a test holds it
+   to that on a corpus of broken packages and on the bundled package). Which runs is
+   ``choose_engine``'s decision: by default frictionless for small packages (under
+   ``SMALL_PACKAGE_BYTES`` of data) and the fast path for larger ones;
+   ``TRIALPOOL_ENGINE=fast|frictionless|auto`` overrides it. Either engine only ever
+   sees what ``package.load_package`` has vetted (paths checked, schemas and dialects
+   inlined, no custom profiles), so it reads nothing else. Data files over
+   ``max_file_bytes()`` (``TRIALPOOL_MAX_FILE_BYTES``, default 512 MiB) are refused
+   before anything is read.
 2. **Cross-table rules** (``source="trialpool"``), run only on resources that step 1
    could parse (no header, encoding or source error) and only when the descriptor
    itself is valid. Within-row rules are pandera checks; rules that join tables are

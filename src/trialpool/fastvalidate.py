@@ -13,10 +13,15 @@ How it stays faithful:
 * the descriptor and each resource's metadata are validated by frictionless itself
   (cheap); the encoding is detected and the CSV dialect sniffed with frictionless' own
   code on the same sample, so the file is split into the same records;
-* each file is parsed twice, streaming: by Python's ``csv`` module (frictionless'
-  parser) for the shape of every record (cell count and total length), and by pandas'
-  C parser, in chunks, for the cells. The two must agree on every record, or the
-  resource is handed to frictionless;
+* each file is read in a few streaming passes: one for bytes, md5 and sha256; one for
+  the shape of every record (cell count) as Python's ``csv`` module (frictionless'
+  parser) sees it, and one by pandas' C parser, in chunks of ``CHUNK_ROWS``, for the
+  cells. A file with no quote character is split into records exactly at line ends,
+  so its shapes come from byte positions with numpy; any other file goes through the
+  ``csv`` module, and each record's total length must then match pandas' cells. The
+  parsers must agree on every record, or the resource is handed to frictionless;
+* frictionless guesses the header row from the widths of the first 100 records; the
+  same guess is made (with its own detector) and anything but row 1 is handed over;
 * a cell is parsed once per distinct value: by frictionless' own cell reader
   (``Field.read_cell``: missing values, type, constraints) when a column has few
   distinct values, or by vectorised code written to the same rules (``int()``,

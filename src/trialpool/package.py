@@ -58,8 +58,20 @@ def _check_relative(root: Path, raw: Any, what: str, descriptor: Path) -> Path:
     return resolved
 
 
+#: descriptors and schemas larger than this are refused unread (they are a few kB)
+MAX_JSON_BYTES = 10_000_000
+
+
 def read_json(path: Path) -> Any:
-    """Read a JSON file or raise a one-line PackageError."""
+    """Read a JSON file (at most ``MAX_JSON_BYTES``) or raise a one-line PackageError."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise PackageError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise PackageError(f"{path}: cannot read ({exc.strerror})") from None
+    if size > MAX_JSON_BYTES:
+        raise PackageError(f"{path}: {size:,} bytes is over the limit of {MAX_JSON_BYTES:,}")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
