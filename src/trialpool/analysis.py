@@ -481,7 +481,12 @@ def _pool_pairs(
         )
     double = [s.label or s.study_id for s, dz in zip(studies, es.double_zero, strict=True) if dz]
     if double:
-        how = "left out of Q and given no weight by Mantel-Haenszel" if method == "MH" else "kept"
+        if method == "MH" and measure in ("RR", "OR"):
+            how = "given no weight by Mantel-Haenszel and left out of Q"
+        elif method == "MH":  # RD: a double-zero table has a defined difference (0) and weight
+            how = "kept (Mantel-Haenszel RD weights them); left out of Q"
+        else:
+            how = "kept"
         notes.append(f"no events (or only events) in both arms, {how}: " + ", ".join(double))
     derived = [s.label or s.study_id for s in studies if s.derived]
     if derived:
