@@ -12,8 +12,8 @@ tests/test_pool_cli.py checks that the copies never drift from the originals).
 These packages exist to test the pooling engine end to end on data nobody here wrote;
 they are not liver data. The outcome vocabulary is fixed by the schemas, so each
 fixture maps its outcome to a stand-in code and says so in its notes and descriptor.
-Where the schemas need a value the dataset does not have (a year >= 1990, a time
-point), the fixture states the stand-in it uses in the row's notes.
+Where the schemas need a value the dataset does not have (a time point; normand1999's
+year), the fixture states the stand-in it uses in the row's notes.
 
 Usage::
 
@@ -101,7 +101,8 @@ def _unique(ids: list[str]) -> list[str]:
 
 def _source_row(fx: Fixture) -> dict[str, Any]:
     doc = _docs()[fx.dataset]
-    text = " ".join(doc["source"]).replace("*", "")
+    source = doc["source"]  # one paragraph arrives as a string, several as a list
+    text = (source if isinstance(source, str) else " ".join(source)).replace("*", "")
     doi = re.search(r"https://doi\.org/(10\.\S+)$", text)
     return {
         "source_id": fx.source_id,
@@ -180,12 +181,11 @@ def _bcg(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str, An
                 sid,
                 f"{r['author']} {r['year']}",
                 r["author"].split()[0],
-                1994,
+                int(r["year"]),
                 design,
                 f"Trial {r['trial']} of dat.bcg, published {r['year']}; treatment allocation "
-                f"'{r['alloc']}' (metadat), so design {design}. year = 1994 is a stand-in "
-                "(the year of the compiling meta-analysis): the schema's year range starts at "
-                f"1990. Absolute latitude {r['ablat']} degrees. {ENGINE_NOTE}",
+                f"'{r['alloc']}' (metadat), so design {design}. "
+                f"Absolute latitude {r['ablat']} degrees. {ENGINE_NOTE}",
             )
         )
         n1 = int(r["tpos"]) + int(r["tneg"])

@@ -149,12 +149,6 @@ def bcg_package(dest: Path) -> Path:
     for name, rows in tables.items():
         (data / f"{name}.csv").write_text(_csv(rows, _header(name)), encoding="utf-8")
     descriptor = build_package(dest / "pkg", data_dir=data)
-    # the trials are from 1948-1980: relax this fixture's copy of the year minimum (1990)
-    schema_path = descriptor.parent / "schemas" / "studies.schema.json"
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    year = next(f for f in schema["fields"] if f["name"] == "year")
-    year.get("constraints", {}).pop("minimum", None)
-    schema_path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
     return descriptor
 
 
