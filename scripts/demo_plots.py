@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from trialpool import effects, pooling
 from trialpool.plots import (
     forest_plot,
     funnel_plot,
@@ -35,54 +35,11 @@ SYN = "SYNTHETIC EXAMPLE: "
 
 
 def _dl_pool(studies: list[StudyEffect], measure: str, *, hksj: bool = False) -> PoolResult:
-    """DerSimonian-Laird pooling of synthetic effects (demo only; the engine is pooling.py)."""
-    y = np.array([s.yi for s in studies])
-    v = np.array([s.vi for s in studies])
-    k = len(y)
-    w = 1 / v
-    mu_fe = float(np.sum(w * y) / np.sum(w))
-    q = float(np.sum(w * (y - mu_fe) ** 2))
-    c = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    tau2 = max(0.0, (q - (k - 1)) / c) if k > 1 else 0.0
-    wr = 1 / (v + tau2)
-    mu = float(np.sum(wr * y) / np.sum(wr))
-    se = math.sqrt(1 / float(np.sum(wr)))
-    if hksj and k > 1:
-        se = math.sqrt(float(np.sum(wr * (y - mu) ** 2)) / ((k - 1) * float(np.sum(wr))))
-        crit = float(stats.t.ppf(0.975, k - 1))
-        p = float(2 * stats.t.sf(abs(mu / se), k - 1))
-    else:
-        crit = 1.959964
-        p = float(2 * stats.norm.sf(abs(mu / se)))
-    lo, hi = mu - crit * se, mu + crit * se
-    pi_crit = float(stats.t.ppf(0.975, k - 1)) if hksj else 1.959964
-    pi_half = pi_crit * math.sqrt(se**2 + tau2) if k > 2 else None
-    i2 = max(0.0, (q - (k - 1)) / q) * 100 if q > 0 else 0.0
-    weighted = [
-        s.model_copy(update={"weight": float(100 * wi / np.sum(wr))})
-        for s, wi in zip(studies, wr, strict=True)
-    ]
-    tr = math.exp if measure in ("RR", "OR") else (lambda x: x)
-    return PoolResult(
-        k=k,
-        measure=measure,
-        method="DL",
-        hksj=hksj,
-        estimate=tr(mu),
-        ci_lower=tr(lo),
-        ci_upper=tr(hi),
-        se=se,
-        zval=mu / se,
-        p_value=p,
-        tau2=tau2,
-        i2=i2,
-        q=q,
-        q_df=k - 1,
-        q_p=float(stats.chi2.sf(q, k - 1)) if k > 1 else None,
-        pi_lower=tr(mu - pi_half) if pi_half else None,
-        pi_upper=tr(mu + pi_half) if pi_half else None,
-        studies=weighted,
-    )
+    """Pool synthetic effects with the engine (DerSimonian-Laird)."""
+    yi = np.array([s.yi for s in studies])
+    vi = np.array([s.vi for s in studies])
+    fit = pooling.rma(yi, vi, method="DL", hksj=hksj)
+    return pooling.result_from_fit(fit, measure=measure, studies=studies)
 
 
 def _md_study(
@@ -96,37 +53,27 @@ def _md_study(
     n2: int,
     derived: bool = False,
 ) -> StudyEffect:
-    yi = m1 - m2
-    vi = sd1**2 / n1 + sd2**2 / n2
+    es = effects.escalc_continuous("MD", [m1], [sd1], [n1], [m2], [sd2], [n2])
     return StudyEffect(
         study_id=sid,
         label=label,
-        yi=yi,
-        vi=vi,
+        yi=float(es.yi[0]),
+        vi=float(es.vi[0]),
         weight=0.0,
         derived=derived,
-        ci_lower=yi - 1.959964 * math.sqrt(vi),
-        ci_upper=yi + 1.959964 * math.sqrt(vi),
         arm_data={"m1": m1, "sd1": sd1, "n1": n1, "m2": m2, "sd2": sd2, "n2": n2},
     )
 
 
 def _rr_study(sid: str, label: str, e1: int, t1: int, e2: int, t2: int) -> StudyEffect:
-    zero = 0 in (e1, e2, t1 - e1, t2 - e2)
-    a, c = (e1 + 0.5, e2 + 0.5) if zero else (e1, e2)
-    n1, n2 = (t1 + 1, t2 + 1) if zero else (t1, t2)
-    yi = math.log((a / n1) / (c / n2))
-    vi = 1 / a - 1 / n1 + 1 / c - 1 / n2
-    half = 1.959964 * math.sqrt(vi)
+    es = effects.escalc_binary("RR", [e1], [t1], [e2], [t2])
     return StudyEffect(
         study_id=sid,
         label=label,
-        yi=yi,
-        vi=vi,
+        yi=float(es.yi[0]),
+        vi=float(es.vi[0]),
         weight=0.0,
-        zero_cell_corrected=zero,
-        ci_lower=math.exp(yi - half),
-        ci_upper=math.exp(yi + half),
+        zero_cell_corrected=bool(es.zero_cell_corrected[0]),
         arm_data={"e1": e1, "t1": t1, "e2": e2, "t2": t2},
     )
 
