@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -36,20 +35,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_descriptor import file_facts
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 OUTCOMES = ["meld", "alb", "tbil", "alt", "ast", "inr", "pt", "pta", "che", "crp"]
-
-
-def _facts(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, f"sha256:{digest.hexdigest()}"
 
 
 def _header(schema_path: Path) -> list[str]:
@@ -148,7 +140,7 @@ def build(dest: Path, *, studies: int, rows: int, seed: int = 1) -> Path:
 
 def _write_descriptor(dest: Path, template: dict) -> Path:
     for res in template["resources"]:
-        res["bytes"], res["hash"] = _facts(dest / res["path"])
+        res["bytes"], res["hash"] = file_facts(dest / res["path"])
     template["sources"] = [{"title": "Synthetic benchmark sources"}]
     path = dest / "datapackage.json"
     path.write_text(json.dumps(template, indent=2), encoding="utf-8")

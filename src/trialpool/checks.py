@@ -45,6 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trialpool.errors import PackageError
+from trialpool.fastvalidate import breaks_rows
 from trialpool.package import Package, Resource, load_package
 
 FRICTIONLESS = "frictionless"
@@ -95,21 +96,6 @@ STATISTIC_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 OUTCOME_RESOURCES = ("continuous_outcomes", "dichotomous_outcomes")
-
-# errors after which a resource's rows cannot be trusted for the cross-table rules
-_STRUCTURAL = {
-    "source-error",
-    "scheme-error",
-    "format-error",
-    "encoding-error",
-    "compression-error",
-    "resource-error",
-    "schema-error",
-    "field-error",
-    "dialect-error",
-    "extra-cell",  # the row's cells cannot be trusted to sit in their columns
-}
-
 
 # ---------------------------------------------------------------------------------------
 # report objects
@@ -238,10 +224,7 @@ def _task_issues(
     """Map one resource's errors; the flag says whether its rows could be parsed."""
     resource = package.resources.get(name)
     issues = [_fl_issue(d, resource, package.descriptor_path.name) for d in descriptors]
-    broken = any(
-        d.get("type") in _STRUCTURAL or "#header" in (d.get("tags") or []) for d in descriptors
-    )
-    return issues, not broken and resource is not None
+    return issues, not breaks_rows(descriptors) and resource is not None
 
 
 def frictionless_issues(

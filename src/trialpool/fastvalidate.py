@@ -1009,24 +1009,33 @@ def validate_tables(package: Package, fl_package: Any) -> TableResult:
             for task in report.tasks:
                 descriptors += [e.to_descriptor() for e in task.errors]
             result.errors[name] = descriptors
-            structural = any(
-                d.get("type") in _STRUCTURAL or "#header" in (d.get("tags") or [])
-                for d in descriptors
-            )
-            if not structural and name in package.resources:
+            if not breaks_rows(descriptors) and name in package.resources:
                 assert result.parsable is not None
                 result.parsable.add(name)
     return result
 
 
-_STRUCTURAL = {
-    "source-error",
-    "scheme-error",
-    "format-error",
-    "encoding-error",
-    "compression-error",
-    "resource-error",
-    "schema-error",
-    "field-error",
-    "dialect-error",
-}
+#: frictionless error types after which a resource's rows cannot be trusted (for the
+#: cross-table rules): the file could not be read as a table, or cells left their columns
+STRUCTURAL_ERRORS = frozenset(
+    {
+        "source-error",
+        "scheme-error",
+        "format-error",
+        "encoding-error",
+        "compression-error",
+        "resource-error",
+        "schema-error",
+        "field-error",
+        "dialect-error",
+        "extra-cell",
+    }
+)
+
+
+def breaks_rows(descriptors: list[dict[str, Any]]) -> bool:
+    """True when these frictionless error descriptors make the resource's rows unusable."""
+    return any(
+        d.get("type") in STRUCTURAL_ERRORS or "#header" in (d.get("tags") or [])
+        for d in descriptors
+    )

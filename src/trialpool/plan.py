@@ -36,13 +36,13 @@ Sensitivity rules are stated rules, never a hand-picked list of studies:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trialpool.errors import TrialpoolError
+from trialpool.errors import PackageError, TrialpoolError
+from trialpool.package import read_json
 from trialpool.results import MeasureName, MethodName
 
 PLAN_VERSION = 1
@@ -352,19 +352,9 @@ def load_plan(path: Path | str) -> AnalysisPlan:
     """Read and validate an analysis plan JSON file (one-line PlanError on any problem)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise PlanError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanError(
-            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+        data = read_json(path)
+    except PackageError as exc:
+        raise PlanError(str(exc)) from None
     return parse_plan(data, origin=str(path))
 
 
