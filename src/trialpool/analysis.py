@@ -563,7 +563,8 @@ def pool_outcome(
             each = ", ".join(f"{r.label} {r.timepoint_weeks:g}" for r in pairs.itertuples())
             notes.append(f"no time point given: each study's latest follow-up used (weeks: {each})")
         else:
-            notes.append(f"no time point given: the latest follow-up, {times[0]:g} weeks, used")
+            unit = "week" if times[0] == 1 else "weeks"
+            notes.append(f"no time point given: the latest follow-up, {times[0]:g} {unit}, used")
     if kind == "continuous" and measure == "MD" and not pairs.empty:
         units = sorted({str(u) for u in pairs["unit1"]})
         if len(units) > 1:
