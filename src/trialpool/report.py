@@ -1226,7 +1226,9 @@ def _funnel(ctx: Context, key: str, analysis: Analysis, label: str | None, r: Re
         )
     except TrialpoolError as exc:
         egger_text = f"Egger's test not computed: {exc}"
-    fig = funnel.funnel_from_result(r, egger=egger, title=f"Funnel plot: {analysis.title}{where}")
+    fig = funnel.funnel_from_result(
+        r, labels=False, egger=egger, title=f"Funnel plot: {analysis.title}{where}"
+    )
     return [
         ctx.figure(
             f"funnel_{key}",
