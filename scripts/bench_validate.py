@@ -84,6 +84,9 @@ def build(dest: Path, *, studies: int, rows: int, seed: int = 1) -> Path:
             "study_id": np.repeat(ids, 2),
             "arm_id": np.tile(arm_ids, studies),
             "role": np.tile(np.array(["intervention", "control"], dtype=object), studies),
+            "comparator_type": np.tile(
+                np.array(["not_applicable", "standard_care"], dtype=object), studies
+            ),
             "primary_comparison": "true",
             "description": "synthetic arm",
             "cell_source": np.tile(

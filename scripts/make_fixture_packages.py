@@ -13,7 +13,10 @@ These packages exist to test the pooling engine end to end on data nobody here w
 they are not liver data. The outcome vocabulary is fixed by the schemas, so each
 fixture maps its outcome to a stand-in code and says so in its notes and descriptor.
 Where the schemas need a value the dataset does not have (a time point; normand1999's
-year), the fixture states the stand-in it uses in the row's notes.
+year), the fixture states the stand-in it uses in the row's notes. A control arm's
+comparator_type follows the control metadat documents: dat.bcg's unvaccinated controls
+are ``untreated``; dat.nielweise2007's standard catheter and dat.normand1999's routine
+care are ``standard_care`` (usual care, as the default analysis pools it).
 
 Usage::
 
@@ -138,12 +141,21 @@ def _study(
 
 
 def _arm(
-    fx: Fixture, study_id: str, arm_id: str, role: str, description: str, n: int | None
+    fx: Fixture,
+    study_id: str,
+    arm_id: str,
+    role: str,
+    description: str,
+    n: int | None,
+    comparator: str = "not_applicable",
 ) -> dict[str, Any]:
+    """One arm; ``comparator`` is the control's comparator_type, read from the
+    description metadat documents (not_applicable for intervention arms)."""
     return {
         "study_id": study_id,
         "arm_id": arm_id,
         "role": role,
+        "comparator_type": comparator,
         "primary_comparison": "true",
         "description": description,
         "cell_source": "not_applicable",
@@ -191,7 +203,7 @@ def _bcg(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str, An
         n1 = int(r["tpos"]) + int(r["tneg"])
         n2 = int(r["cpos"]) + int(r["cneg"])
         out["arms"].append(_arm(fx, sid, "bcg", "intervention", "BCG vaccination.", n1))
-        out["arms"].append(_arm(fx, sid, "control", "control", "Not vaccinated.", n2))
+        out["arms"].append(_arm(fx, sid, "control", "control", "Not vaccinated.", n2, "untreated"))
         out["dichotomous_outcomes"].append(_events(fx, sid, "bcg", int(r["tpos"]), n1, i))
         out["dichotomous_outcomes"].append(_events(fx, sid, "control", int(r["cpos"]), n2, i))
     return out
@@ -217,7 +229,9 @@ def _nielweise(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[s
         out["arms"].append(
             _arm(fx, sid, "treated", "intervention", "Anti-infective-treated catheter.", n1)
         )
-        out["arms"].append(_arm(fx, sid, "standard", "control", "Standard catheter.", n2))
+        out["arms"].append(
+            _arm(fx, sid, "standard", "control", "Standard catheter.", n2, "standard_care")
+        )
         out["dichotomous_outcomes"].append(_events(fx, sid, "treated", int(r["ai"]), n1, i))
         out["dichotomous_outcomes"].append(_events(fx, sid, "standard", int(r["ci"]), n2, i))
     return out
@@ -244,7 +258,9 @@ def _normand(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str
         out["arms"].append(
             _arm(fx, sid, "specialist", "intervention", "Specialised (stroke unit) care.", n1)
         )
-        out["arms"].append(_arm(fx, sid, "routine", "control", "Routine care.", n2))
+        out["arms"].append(
+            _arm(fx, sid, "routine", "control", "Routine care.", n2, "standard_care")
+        )
         for arm, n, m, sd in (
             ("specialist", n1, r["m1i"], r["sd1i"]),
             ("routine", n2, r["m2i"], r["sd2i"]),

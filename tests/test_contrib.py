@@ -181,6 +181,7 @@ def test_new_study_scaffolds_rows_in_schema_order(tmp_path: Path) -> None:
     text = output(console)
     assert "data/studies.csv row" in text and "build_descriptor" in text
     assert "judgement, support, assessor" in text
+    assert "the control arm needs a comparator_type" in " ".join(text.split())
 
 
 def test_scaffold_is_invalid_until_filled(tmp_path: Path) -> None:

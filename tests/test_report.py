@@ -131,7 +131,9 @@ def bcg_package(dest: Path) -> Path:
             ("control", "control", r.cpos, r.cpos + r.cneg),
         ):
             tables["arms"].append(
-                {"study_id": sid, "arm_id": arm, "role": role, "primary_comparison": "true",
+                {"study_id": sid, "arm_id": arm, "role": role,
+                 "comparator_type": "untreated" if role == "control" else "not_applicable",
+                 "primary_comparison": "true",
                  "description": "BCG vaccine" if arm == "vaccine" else "no vaccine",
                  "cell_source": "not_applicable", "origin": "not_applicable",
                  "route": "not_applicable", "n_randomised": total, "source_id": src}

@@ -7,6 +7,7 @@ field; frictionless must fail too exactly when the rule is a Table Schema rule.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import subprocess
@@ -306,6 +307,42 @@ CASES = [
         {"screening": set_cell(4, "reason", "")},
     ),
     Case(
+        "control arm without comparator type",
+        "missing-comparator-type",
+        "data/arms.csv",
+        3,
+        "comparator_type",
+        False,
+        {"arms": set_cell(3, "comparator_type", "")},
+    ),
+    Case(
+        "control arm with comparator type not_applicable",
+        "missing-comparator-type",
+        "data/arms.csv",
+        5,
+        "comparator_type",
+        False,
+        {"arms": set_cell(5, "comparator_type", "not_applicable")},
+    ),
+    Case(
+        "intervention arm with a comparator type",
+        "comparator-type-on-intervention",
+        "data/arms.csv",
+        2,
+        "comparator_type",
+        False,
+        {"arms": set_cell(2, "comparator_type", "placebo")},
+    ),
+    Case(
+        "comparator type outside the vocabulary",
+        "constraint-error",
+        "data/arms.csv",
+        3,
+        "comparator_type",
+        True,
+        {"arms": set_cell(3, "comparator_type", "sham")},
+    ),
+    Case(
         "dose without unit",
         "missing-dose-unit",
         "data/arms.csv",
@@ -469,6 +506,38 @@ def test_tool_vocabulary_read_from_schema() -> None:
     assert "overall" in domain["robins_i"] and "random_sequence_generation" in domain["rob1"]
     assert set().union(*judgement.values()) == set(checks.enum_of(bias, "judgement"))
     assert set().union(*domain.values()) == set(checks.enum_of(bias, "domain"))
+
+
+def test_comparator_type_rules(make_package: Callable[..., Path]) -> None:
+    # unclear is an answer; an intervention arm may leave the field empty (row 4)
+    descriptor = make_package(edits={"arms": set_cell(3, "comparator_type", "unclear")})
+    report = validate_package(descriptor)
+    assert report.valid, [i.line() for i in report.issues]
+    # a missing value is one line naming file, row and field, with the allowed codes
+    descriptor = make_package(edits={"arms": set_cell(5, "comparator_type", "")})
+    (issue,) = validate_package(descriptor).issues
+    assert issue.line().startswith("data/arms.csv: row 5: field comparator_type: control arm")
+    assert "unclear" in issue.line() and "not_applicable" not in issue.message.split(":")[-1]
+
+    # a package whose arms schema has no comparator_type is not held to the rule
+    descriptor = make_package(edits={"arms": _drop_column("comparator_type")})
+    target = descriptor.parent / "schemas/arms.schema.json"
+    schema = json.loads(target.read_text(encoding="utf-8"))
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "comparator_type"]
+    target.write_text(json.dumps(schema), encoding="utf-8")
+    report = validate_package(descriptor)
+    assert report.valid, [i.line() for i in report.issues]
+
+
+def _drop_column(name: str) -> CsvEdit:
+    def edit(text: str) -> str:
+        rows = list(csv.reader(io.StringIO(text)))
+        index = rows[0].index(name)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(r[:index] + r[index + 1 :] for r in rows)
+        return out.getvalue()
+
+    return edit
 
 
 def test_study_ids_with_design(make_package: Callable[..., Path]) -> None:

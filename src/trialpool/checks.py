@@ -60,6 +60,10 @@ RULES: dict[str, str] = {
     "missing-dose-unit": "arms: dose_unit is given when a dose is given",
     "dose-range-without-lower": "arms: dose_per_infusion_max needs dose_per_infusion",
     "dose-range-reversed": "arms: dose_per_infusion_max >= dose_per_infusion",
+    "missing-comparator-type": "arms: a control arm states comparator_type (unclear when the "
+    "sources do not say; not not_applicable)",
+    "comparator-type-on-intervention": "arms: an intervention arm's comparator_type is "
+    "not_applicable or empty",
     "missing-control-arm": "every study has at least one control arm",
     "missing-intervention-arm": "every study has at least one intervention arm",
     "primary-comparison": "exactly one intervention and one control arm per study have "
@@ -522,6 +526,9 @@ def _row_rules(package: Package) -> list[RowRule]:
             ),
         ]
 
+    if "arms" in res:
+        rules += _comparator_rules(res["arms"])
+
     if "dichotomous_outcomes" in res:
         rules.append(
             RowRule(
@@ -696,6 +703,69 @@ def _row_rules(package: Package) -> list[RowRule]:
             )
         )
     return rules
+
+
+NOT_APPLICABLE = "not_applicable"
+
+
+def _comparator_rules(arms: Resource) -> list[RowRule]:
+    """A control arm states its comparator_type; an intervention arm has none.
+
+    Applied only when the arms schema has a ``comparator_type`` field (an optional field:
+    packages without it are not held to these rules). The allowed codes come from the
+    schema's enum.
+    """
+    if "comparator_type" not in arms.field_names:
+        return []
+    roles = set(enum_of(arms, "role"))
+    kinds = [k for k in enum_of(arms, "comparator_type") if k != NOT_APPLICABLE]
+    choices = ", ".join(kinds) if kinds else "a comparator type"
+    rules: list[RowRule] = []
+    if "control" in roles:
+        rules.append(
+            RowRule(
+                "arms",
+                "missing-comparator-type",
+                "comparator_type",
+                ("role", "comparator_type"),
+                lambda d: (
+                    (d["role"] == "control").fillna(False)
+                    & (_blank(d["comparator_type"]) | (d["comparator_type"] == NOT_APPLICABLE))
+                ).astype(bool),
+                lambda r: (
+                    f"control arm {r.get('arm_id')} of study {r.get('study_id')} "
+                    + (
+                        f"has comparator_type {r['comparator_type']}"
+                        if _present(r["comparator_type"])
+                        else "has no comparator_type"
+                    )
+                    + f"; give one of: {choices} (unclear when the sources do not say)"
+                ),
+            )
+        )
+    if "intervention" in roles:
+        rules.append(
+            RowRule(
+                "arms",
+                "comparator-type-on-intervention",
+                "comparator_type",
+                ("role", "comparator_type"),
+                lambda d: (
+                    (d["role"] == "intervention").fillna(False)
+                    & ~_blank(d["comparator_type"])
+                    & (d["comparator_type"] != NOT_APPLICABLE).fillna(False)
+                ).astype(bool),
+                lambda r: (
+                    f"intervention arm {r.get('arm_id')} of study {r.get('study_id')} has "
+                    f"comparator_type {r['comparator_type']}; use not_applicable or leave it empty"
+                ),
+            )
+        )
+    return rules
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
 def _not_in_tool(df: pd.DataFrame, col: str, vocab: dict[str, set[str]]) -> pd.Series:

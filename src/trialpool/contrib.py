@@ -11,6 +11,7 @@ sources            one row: ``source_id`` = STUDY_ID (the study's main report); 
 studies            one row: ``study_id``, ``source_id`` = STUDY_ID
 arms               one row per ``role`` of the schema (intervention, control):
                    ``arm_id``, ``role``, ``primary_comparison`` = true, ``source_id``
+                   (a note says the control arm needs a ``comparator_type``)
 screening          one row: a new ``record_id``, ``study_id``, ``source_id``; skipped when
                    the study was screened already (edit that row instead)
 bias_judgements    one row per RoB 1 domain: ``tool`` = rob1, ``domain``,
@@ -291,6 +292,13 @@ def plan_new_study(package: Package, study_id: str) -> tuple[list[NewRows], list
             ],
         )
     )
+    if "comparator_type" in arms_r.field_names and "control" in roles:
+        kinds = [k for k in _enum(arms_r, "comparator_type") if k != "not_applicable"]
+        notes.append(
+            f"{_rel(arms_r.path, root)}: the control arm needs a comparator_type "
+            f"({', '.join(kinds)}; unclear when the sources do not say): trialpool validate "
+            "requires it; the intervention arm uses not_applicable or stays empty"
+        )
     screening = files["screening"]
     screened = next(
         (i for i, r in enumerate(screening.rows) if r.get("study_id") == study_id), None
