@@ -331,3 +331,107 @@ def test_pairs_frame_is_empty_but_typed_without_data() -> None:
     pairs = analysis.arm_pairs(_bundled(), "che")
     assert isinstance(pairs, pd.DataFrame)
     assert pairs.attrs["kind"] == "continuous"
+
+
+# ------------------------------------------------------------------ comparators
+
+
+def _with_comparator(tmp_path: Path, study_id: str, comparator: str) -> Package:
+    """The nielweise2007 fixture with one study's control arm given ``comparator``."""
+    root = copy_fixture(tmp_path, "metadat_nielweise2007")
+    path = root / "data" / "arms.csv"
+    fields, data = rows(path)
+    for r in data:
+        if r["study_id"] == study_id and r["role"] == "control":
+            r["comparator_type"] = comparator
+    write_rows(path, fields, data)
+    return load_package(root / "datapackage.json")
+
+
+def test_default_comparators() -> None:
+    assert analysis.DEFAULT_COMPARATORS == ("untreated", "standard_care", "placebo", "unclear")
+    enum = pkg_of("metadat_bcg").resources["arms"].field("comparator_type")["constraints"]
+    assert set(analysis.DEFAULT_COMPARATORS) < set(enum["enum"])
+    assert set(analysis.COMPARATOR_TEXT) == set(enum["enum"])
+
+
+@pytest.mark.golden
+def test_shorter_exposure_control_is_left_out_with_a_note(tmp_path: Path) -> None:
+    pkg = _with_comparator(tmp_path, "bach1996", "shorter_exposure")
+    note = "left out: control is shorter exposure to MSC (Bach 1996)"
+    pairs = analysis.arm_pairs(pkg, "severe_infection")
+    assert "bach1996" not in set(pairs["study_id"]) and len(pairs) == 17
+    assert note in pairs.attrs["notes"]
+    assert not any("Bach 1996" in m for m in pairs.attrs["missing"])  # left out, not missing
+    res = analysis.pool_outcome(pkg, "severe_infection", measure="OR", method="REML")
+    assert isinstance(res, PoolResult) and res.k == 17
+    assert note in res.notes and "bach1996" not in {s.study_id for s in res.studies}
+    assert analysis.comparator_left_out(pkg) == {"bach1996": "shorter_exposure"}
+    # comparators=None pools every control: the fixture's golden result again
+    every = analysis.pool_outcome(
+        pkg, "severe_infection", measure="OR", method="REML", comparators=None
+    )
+    want = next(f for f in POOLS["metadat_nielweise2007"]["pools"]["OR"] if f["method"] == "REML")
+    assert isinstance(every, PoolResult)
+    check(every, want, "OR")
+    assert not any(n.startswith("left out: control") for n in every.notes)
+    assert analysis.comparator_left_out(pkg, None) == {}
+    # the keyword reaches the other entry points
+    loo = analysis.leave_one_out(pkg, "severe_infection", measure="OR", method="DL")
+    assert len(loo.omitted) == 17
+    loo_all = analysis.leave_one_out(
+        pkg, "severe_infection", measure="OR", method="DL", comparators=None
+    )
+    assert len(loo_all.omitted) == 18
+    sub = analysis.pool_subgroups(
+        pkg, "severe_infection", by="design", measure="OR", method="DL", comparators=None
+    )
+    assert sub.groups["rct"].k == 18
+    rule = analysis.sensitivity(
+        pkg, "severe_infection", rule="all_designs", measure="OR", method="DL"
+    )
+    assert rule.k == 17
+
+
+def test_active_control_left_out_and_chosen_comparators(tmp_path: Path) -> None:
+    pkg = _with_comparator(tmp_path, "pierce2000", "active")
+    res = analysis.pool_outcome(pkg, "severe_infection", measure="OR", method="DL")
+    assert isinstance(res, PoolResult) and res.k == 17
+    assert "left out: control is an active treatment (Pierce 2000)" in res.notes
+    # an explicit list: only the active-control study is compared
+    only = analysis.pool_outcome(
+        pkg, "severe_infection", measure="OR", method="DL", comparators=["active"]
+    )
+    assert isinstance(only, NotPooled) and only.k == 1
+    assert only.studies[0].study_id == "pierce2000"
+
+
+def test_controls_of_unclear_or_missing_type_are_pooled(tmp_path: Path) -> None:
+    pkg = _with_comparator(tmp_path, "pierce2000", "unclear")
+    res = analysis.pool_outcome(pkg, "severe_infection", measure="OR", method="DL")
+    assert isinstance(res, PoolResult) and res.k == 18
+    # a package whose arms have no comparator_type at all (older schema) pools as before
+    root = tmp_path / "metadat_nielweise2007"
+    schema_path = root / "schemas" / "arms.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "comparator_type"]
+    schema_path.write_text(json.dumps(schema), encoding="utf-8")
+    path = root / "data" / "arms.csv"
+    fields, data = rows(path)
+    for r in data:
+        del r["comparator_type"]
+    write_rows(path, [f for f in fields if f != "comparator_type"], data)
+    bare = load_package(root / "datapackage.json")
+    assert "comparator_type" not in bare.resources["arms"].field_names
+    res = analysis.pool_outcome(bare, "severe_infection", measure="OR", method="DL")
+    assert isinstance(res, PoolResult) and res.k == 18
+    assert analysis.comparator_left_out(bare) == {}
+
+
+def test_bundled_controls_and_their_comparators() -> None:
+    pkg = _bundled()
+    arms = pkg.table("arms")
+    controls = arms[arms["role"] == "control"]
+    assert controls["comparator_type"].notna().all()
+    assert analysis.comparator_left_out(pkg) == {"jia2020": "shorter_exposure"}
+    assert analysis.comparator_left_out(pkg, None) == {}

@@ -271,6 +271,13 @@ def test_bundled_discrepancies_and_audit(bundled_report: Path) -> None:
     assert len(audit) == len(published)
     pr01 = audit.set_index("result_id").loc["pr01", "status"]
     assert "death at 12 weeks" in pr01 and "Shi 2012" in pr01
+    # a time point printed without weeks: its label is shown and carried into the CSV
+    labels = audit.set_index("result_id")["timepoint_label"]
+    assert labels["pr16"] == "1 month" and labels["pr02"] == "final follow-up"
+    assert pd.isna(labels["pr01"])
+    assert "'final follow-up', not in weeks" in audit.set_index("result_id").loc["pr02", "status"]
+    md = (bundled_report / MD_NAME).read_text(encoding="utf-8")
+    assert "Total bilirubin at “1 month” (as printed; weeks not stated)" in md
 
 
 class _Tags(HTMLParser):
@@ -430,6 +437,55 @@ def test_metadat_fixture_report_equals_engine(descriptor: Path, tmp_path: Path) 
             pooled += 1
             assert _effect(result) in text  # the engine's numbers, as the report prints them
     assert pooled >= 1
+
+
+COMPARATOR_PLAN = {
+    "title": "Catheters (test plan)",
+    "analyses": [
+        {
+            "id": "infection",
+            "title": "Catheter-related bloodstream infection",
+            "outcome": "severe_infection",
+            "outcome_label": "Bloodstream infection",
+            "timepoint_weeks": 1,
+            "measure": "OR",
+            "lower_is_better": True,
+            "all_designs_variant": False,
+        },
+        {
+            "id": "meld",
+            "title": "MELD (no data)",
+            "outcome": "meld",
+            "outcome_label": "MELD score",
+            "timepoint_weeks": 4,
+            "measure": "MD",
+            "lower_is_better": True,
+            "all_designs_variant": False,
+        },
+    ],
+}
+
+
+@pytest.mark.slow
+def test_report_names_controls_left_out_by_the_comparator_restriction(tmp_path: Path) -> None:
+    """nielweise2007 with Bach 1996's control marked as a shorter exposure: the pool
+    leaves it out with a note, and no analysis lists it as lacking data."""
+    descriptor = build_package(
+        tmp_path / "pkg",
+        data_dir=FIXTURES / "metadat_nielweise2007" / "data",
+        edits={"arms": set_cell(3, "comparator_type", "shorter_exposure")},
+    )
+    out = tmp_path / "report"
+    build_report(descriptor, parse_plan(COMPARATOR_PLAN), out, console=_quiet())
+    text = (out / HTML_NAME).read_text(encoding="utf-8")
+    assert "left out: control is shorter exposure to MSC (Bach 1996)" in text
+    line = (
+        "Left out by the comparator restriction (controls that are untreated, standard care, "
+        "placebo or unclear only): Bach 1996 (control: shorter exposure to MSC)."
+    )
+    assert text.count(line) == 2  # the pooled analysis and the one without data
+    needs = re.findall(r"Needs </strong>[^<]*", text)
+    assert needs and not any("Bach 1996" in n for n in needs)
 
 
 # --- safety ----------------------------------------------------------------------------

@@ -11,7 +11,10 @@ is never dropped silently: it is a :class:`~trialpool.results.NotPooled` that sa
 ("no extractable data yet", "k = 1: not pooled") and what is missing.
 
 Conventions (../shared/design.md): only studies whose design is in ``designs``
-(default: RCTs) are analysed; rows marked ``verification = derived`` are used unless
+(default: RCTs) are analysed, and only primary comparisons whose control arm's
+``comparator_type`` is in ``comparators`` (default :data:`DEFAULT_COMPARATORS`: untreated,
+standard care, placebo or unclear; an active treatment or a shorter exposure to MSC is
+left out with a note); rows marked ``verification = derived`` are used unless
 ``include_derived=False``; a study with a zero cell gets 1/2 added to all four cells
 for the inverse-variance models (metafor's escalc default), while Mantel-Haenszel pools
 the raw counts (metafor's rma.mh).
@@ -56,6 +59,21 @@ K1 = "k = 1: not pooled"
 FINAL_STATISTICS = ("mean_sd", "mean_se", "median_iqr", "median_range")
 CHANGE_STATISTICS = ("change_mean_sd",)
 MEDIAN_STATISTICS = ("median_iqr", "median_range")
+
+#: control arms pooled by default (arms.comparator_type): controls that received no MSC
+#: and no other active treatment, or whose content the sources do not give
+DEFAULT_COMPARATORS: tuple[str, ...] = ("untreated", "standard_care", "placebo", "unclear")
+
+#: how a left-out control is named in the result's notes
+COMPARATOR_TEXT: dict[str, str] = {
+    "untreated": "untreated",
+    "standard_care": "standard care",
+    "placebo": "placebo",
+    "active": "an active treatment",
+    "shorter_exposure": "shorter exposure to MSC",
+    "unclear": "unclear",
+    "not_applicable": "marked not_applicable",
+}
 
 #: sensitivity rules and what they change
 SENSITIVITY_RULES: dict[str, str] = {
@@ -178,6 +196,42 @@ def _is_derived(row: Row) -> bool:
     return row.get("verification") == "derived"
 
 
+def _comparator_of(control: Row, comparators: Sequence[str] | None) -> str | None:
+    """The control's comparator_type when ``comparators`` leaves it out, else None.
+
+    A package without the field, or a control arm without a value (which validation
+    refuses), is kept: only a stated type outside ``comparators`` leaves a study out.
+    """
+    if comparators is None:
+        return None
+    allowed = {comparators} if isinstance(comparators, str) else set(comparators)
+    kind = control.get("comparator_type")
+    if kind is None or not str(kind).strip() or kind in allowed:
+        return None
+    return str(kind)
+
+
+def comparator_left_out(
+    pkg: Package, comparators: Sequence[str] | None = DEFAULT_COMPARATORS
+) -> dict[str, str]:
+    """Studies whose primary control arm's comparator_type is not in ``comparators``:
+    ``{study_id: comparator_type}`` (empty for ``comparators=None``)."""
+    if comparators is None or not pkg.has("arms"):
+        return {}
+    out: dict[str, str] = {}
+    for sid, arms in _by_study(_records(pkg.table("arms"))).items():
+        _, control, _ = _primary_arms(arms)
+        kind = None if control is None else _comparator_of(control, comparators)
+        if kind is not None:
+            out[sid] = kind
+    return out
+
+
+def comparator_text(kind: str) -> str:
+    """A comparator_type in words ("shorter exposure to MSC")."""
+    return COMPARATOR_TEXT.get(kind, kind.replace("_", " "))
+
+
 # --------------------------------------------------------------------------------------
 # arm pairs
 # --------------------------------------------------------------------------------------
@@ -233,9 +287,15 @@ def arm_pairs(
     designs: Sequence[str] | None = ("rct",),
     include_derived: bool = True,
     convert_medians: bool = True,
+    comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
 ) -> pd.DataFrame:
     """One row per study with usable data: group 1 = the primary intervention (MSC) arm,
     group 2 = the primary control arm, for ``outcome`` at ``timepoint`` (weeks).
+
+    Only studies whose primary control arm's ``comparator_type`` is in ``comparators``
+    are used (default :data:`DEFAULT_COMPARATORS`; ``None`` keeps every control); a study
+    with data for the outcome that is left out for its control gets a note ("left out:
+    control is shorter exposure to MSC (Jia 2020)") and is not counted as missing.
 
     Without ``timepoint`` each study contributes its latest follow-up (> 0 weeks).
     Continuous rows prefer ``mean_sd``, then ``mean_se``, ``median_iqr``,
@@ -259,6 +319,7 @@ def arm_pairs(
     notes: list[str] = []
     missing: list[str] = []
     records: list[dict[str, Any]] = []
+    left_out: dict[str, list[str]] = {}
     excluded_design = sorted(set(data_by_study) - set(eligible))
     if excluded_design and designs is not None:
         names = ", ".join(
@@ -272,6 +333,11 @@ def arm_pairs(
         if arm1 is None or arm2 is None:
             notes.append(f"{label}: {problem}")
             missing.append(f"{label}: a primary intervention and control arm")
+            continue
+        comparator = _comparator_of(arm2, comparators)
+        if comparator is not None:
+            if sid in data_by_study:
+                left_out.setdefault(comparator, []).append(label)
             continue
         rows, tp = _pick_timepoint(data_by_study.get(sid, []), timepoint)
         when = f" at {timepoint:g} weeks" if timepoint is not None else ""
@@ -361,6 +427,9 @@ def arm_pairs(
                 "derivation": "; ".join(derivs),
             }
         )
+    order = _enum(pkg, "arms", "comparator_type")
+    for kind in sorted(left_out, key=lambda k: (order.index(k) if k in order else len(order), k)):
+        notes.append(f"left out: control is {comparator_text(kind)} ({', '.join(left_out[kind])})")
     frame = pd.DataFrame.from_records(records)
     frame.attrs["notes"] = notes
     frame.attrs["missing"] = missing
@@ -527,15 +596,18 @@ def pool_outcome(
     convert_medians: bool = True,
     exclude_high_rob: bool = False,
     level: float = 95.0,
+    comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
 ) -> Result:
     """Pool one outcome (at one time point) of a package.
 
     k = 0 gives ``NotPooled(reason="no extractable data yet", missing=[...])``, k = 1
     ``NotPooled(reason="k = 1: not pooled (only <study>)")`` with that study's effect;
     otherwise a :class:`~trialpool.results.PoolResult` (metafor's ``rma`` for FE, DL,
-    REML, PM, ML, optionally with HKSJ; ``rma.mh`` for MH). Raises AnalysisError (one
-    line) for an unknown outcome, a measure that does not fit the outcome type, or MH
-    on a continuous outcome.
+    REML, PM, ML, optionally with HKSJ; ``rma.mh`` for MH). Studies are chosen as in
+    :func:`arm_pairs` (``designs``, ``comparators``: by default RCTs whose control is
+    untreated, standard care, placebo or unclear; ``None`` for all). Raises
+    AnalysisError (one line) for an unknown outcome, a measure that does not fit the
+    outcome type, or MH on a continuous outcome.
     """
     kind = outcome_kind(pkg, outcome)
     _check_request(kind, outcome, measure, method, hksj)
@@ -546,6 +618,7 @@ def pool_outcome(
         designs=designs,
         include_derived=include_derived,
         convert_medians=convert_medians,
+        comparators=comparators,
     )
     notes = list(pairs.attrs.get("notes", []))
     missing = list(pairs.attrs.get("missing", []))
@@ -607,6 +680,7 @@ def pool_subgroups(
     include_derived: bool = True,
     convert_medians: bool = True,
     level: float = 95.0,
+    comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
 ) -> SubgroupResult:
     """Pool each subgroup and test for subgroup differences (``pooling.subgroup_test``).
 
@@ -643,6 +717,7 @@ def pool_subgroups(
                 include_derived=include_derived,
                 convert_medians=convert_medians,
                 level=level,
+                comparators=comparators,
             )
             groups[f"{t:g} weeks"] = res
             members[f"{t:g} weeks"] = {s.study_id for s in res.studies}
@@ -661,6 +736,7 @@ def pool_subgroups(
             designs=designs,
             include_derived=include_derived,
             convert_medians=convert_medians,
+            comparators=comparators,
         )
         if not pairs.empty:
             if by in pairs.columns:
@@ -720,6 +796,7 @@ def leave_one_out(
     include_derived: bool = True,
     convert_medians: bool = True,
     level: float = 95.0,
+    comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
 ) -> LeaveOneOut:
     """The pooled result with each study left out in turn (metafor's ``leave1out``)."""
     kind = outcome_kind(pkg, outcome)
@@ -731,6 +808,7 @@ def leave_one_out(
         designs=designs,
         include_derived=include_derived,
         convert_medians=convert_medians,
+        comparators=comparators,
     )
     omitted: list[str] = []
     results: list[Result] = []
@@ -763,6 +841,7 @@ def sensitivity(
     hksj: bool = False,
     convert_medians: bool = True,
     level: float = 95.0,
+    comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
 ) -> Result:
     """Re-pool under a rule-based exclusion (:data:`SENSITIVITY_RULES`): ``rct_only``,
     ``all_designs``, ``no_derived`` (drop derived and converted rows) or
@@ -775,6 +854,7 @@ def sensitivity(
         "hksj": hksj,
         "convert_medians": convert_medians,
         "level": level,
+        "comparators": comparators,
     }
     if rule == "all_designs":
         kwargs["designs"] = None

@@ -829,7 +829,9 @@ def _block_status(
     """(kind, headline, detail lines, studies lacking data) of one block."""
     info = ctx.studies
     kind = _outcome_kind(ctx.pkg, analysis.outcome)
-    candidates = info.with_design(s.designs)
+    by_design = info.with_design(s.designs)
+    left_out = engine.comparator_left_out(ctx.pkg)
+    candidates = [sid for sid in by_design if sid not in left_out]
     missing = [sid for sid in candidates if sid not in block.usable]
     r = block.result
     prefix = f"{block.label}: " if block.label else ""
@@ -851,8 +853,11 @@ def _block_status(
         other_tp = _other_timepoints(ctx, analysis.outcome, missing, block.timepoint)
         if other_tp:
             lines.append(f"Data at other time points: {other_tp}.")
-    elif not candidates:
+    elif not by_design:
         lines.append(f"No study in the package has design {_designs_text(s.designs)}.")
+    comparator_line = _comparator_line(info, by_design, left_out)
+    if comparator_line:
+        lines.append(comparator_line)
     excluded = _excluded_by_design(ctx, analysis.outcome, block.timepoint, s.designs)
     if excluded:
         lines.append(
@@ -891,6 +896,20 @@ def _other_timepoints(ctx: Context, outcome: str, studies: list[str], tp: float 
         if times:
             parts.append(f"{ctx.studies.label(sid)} ({', '.join(f'{t:g}' for t in times)} weeks)")
     return "; ".join(parts)
+
+
+def _comparator_line(info: StudyInfo, studies: Sequence[str], left_out: dict[str, str]) -> str:
+    """Which of ``studies`` the default comparator restriction leaves out, and why."""
+    named = ", ".join(
+        f"{info.label(sid)} (control: {engine.comparator_text(left_out[sid])})"
+        for sid in studies
+        if sid in left_out
+    )
+    if not named:
+        return ""
+    words = [engine.comparator_text(k) for k in engine.DEFAULT_COMPARATORS]
+    allowed = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
+    return f"Left out by the comparator restriction (controls that are {allowed} only): {named}."
 
 
 def _designs_text(designs: Sequence[str] | None) -> str:
@@ -1345,15 +1364,21 @@ def run_analysis(ctx: Context, analysis: Analysis) -> list[Node]:
     # status panel
     if not blocks:
         kind = _outcome_kind(ctx.pkg, analysis.outcome)
-        cands = info.with_design(s.designs)
+        left_out = engine.comparator_left_out(ctx.pkg)
+        by_design = info.with_design(s.designs)
+        cands = [sid for sid in by_design if sid not in left_out]
         needs = info.names(cands)
-        status = Status(
-            "none",
-            "no extractable data yet",
-            [[Strong("Needs "), f"{_need_text(analysis, kind, None)} from {info.names(cands)}"]]
-            if cands
-            else [f"No study in the package has design {_designs_text(s.designs)}."],
-        )
+        detail: list[Inlines] = []
+        if cands:
+            detail.append(
+                [Strong("Needs "), f"{_need_text(analysis, kind, None)} from {info.names(cands)}"]
+            )
+        elif not by_design:
+            detail.append(f"No study in the package has design {_designs_text(s.designs)}.")
+        line = _comparator_line(info, by_design, left_out)
+        if line:
+            detail.append(line)
+        status = Status("none", "no extractable data yet", detail)
     else:
         kinds, heads, lines, lacking = [], [], [], []
         for b in blocks:
@@ -2161,6 +2186,15 @@ _HR_NOTE = (
     "(time-to-event data), which the package schema does not hold"
 )
 _NO_TIME = "not recomputed: the source does not state the time point, so the pool cannot be matched"
+
+
+def _no_weeks(label: str) -> str:
+    return (
+        f"not recomputed: the source prints the time point as {label!r}, not in weeks, "
+        "so the pool cannot be matched"
+    )
+
+
 _SURVIVAL_RR = (
     "not recomputed: a risk ratio of survival needs survivor counts pooled as such; the "
     "package pools deaths (an odds ratio of survival is recomputed as 1/OR of death)"
@@ -2188,7 +2222,8 @@ def _recompute(ctx: Context, r: Any) -> tuple[Inlines, str, str, float | None]:
     if measure == "HR":
         return "–", "–", _HR_NOTE, None
     if tp is None:
-        return "–", "–", _NO_TIME, None
+        label = _val(getattr(r, "timepoint_label", None))
+        return "–", "–", _no_weeks(label) if label else _NO_TIME, None
     if code == "survival" and measure != "OR":
         return "–", "–", _SURVIVAL_RR, None
     outcome = "death" if code == "survival" else code
@@ -2254,6 +2289,7 @@ def _section_audit(ctx: Context) -> tuple[list[Node], list[list[Any]]]:
         measure = _val(getattr(r, "measure", None))
         est = _f(getattr(r, "estimate", None))
         tp = _f(getattr(r, "timepoint_weeks", None))
+        tp_label = _val(getattr(r, "timepoint_label", None))
         extras = []
         p_value = _val(getattr(r, "p_value", None))
         if p_value:
@@ -2268,8 +2304,11 @@ def _section_audit(ctx: Context) -> tuple[list[Node], list[list[Any]]]:
         if extras:
             published.append(Muted(" (" + ", ".join(extras) + ")"))
         recomputed, diff, status, rec_est = _recompute(ctx, r)
+        when = (
+            f"“{tp_label}” (as printed; weeks not stated)" if tp is None and tp_label else _tp(tp)
+        )
         what: Inlines = [
-            f"{_outcome_name(code, str(r.outcome))} at {_tp(tp)}",
+            f"{_outcome_name(code, str(r.outcome))} at {when}",
             Muted(f" (printed: {r.outcome})"),
         ]
         rows.append(
@@ -2285,8 +2324,8 @@ def _section_audit(ctx: Context) -> tuple[list[Node], list[list[Any]]]:
             ]
         )
         flat.append(
-            [r.result_id, r.source_id, r.locator, code, tp, measure, est, _f(r.ci_lower),
-             _f(r.ci_upper), rec_est, status]
+            [r.result_id, r.source_id, r.locator, code, tp, tp_label, measure, est,
+             _f(r.ci_lower), _f(r.ci_upper), rec_est, status]
         )  # fmt: skip
     header = ["Result", "Source (locator)", "Outcome", "Measure", "Published", "Recomputed"]
     header += ["Recomputed − published", "Status"]
@@ -2504,6 +2543,7 @@ def _write_report(
                 "locator",
                 "outcome_code",
                 "timepoint_weeks",
+                "timepoint_label",
                 "measure",
                 "published_estimate",
                 "published_ci_lower",
