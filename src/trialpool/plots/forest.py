@@ -919,28 +919,19 @@ def _draw(
         )
         if len(members) > 1:
             ax.plot([x0, x1], [0.45, 0.45], transform=text_tf, color="black", lw=0.6, clip_on=False)
-    ax.text(
-        0.5,
-        0,
-        header[0],
-        transform=transforms.blended_transform_factory(ax.transAxes, ax.transData),
-        ha="center",
-        va="center",
-        fontweight="bold",
-        clip_on=False,
-        parse_math=False,
-    )
-    ax.text(
-        0.5,
-        1,
-        header[1],
-        transform=transforms.blended_transform_factory(ax.transAxes, ax.transData),
-        ha="center",
-        va="center",
-        fontweight="bold",
-        clip_on=False,
-        parse_math=False,
-    )
+    axis_tf = transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    for y, line in enumerate(header[:2]):
+        ax.text(
+            0.5,
+            y,
+            line,
+            transform=axis_tf,
+            ha="center",
+            va="center",
+            fontweight="bold",
+            clip_on=False,
+            parse_math=False,
+        )
     full = transforms.blended_transform_factory(fig_inches(fig), ax.transData)
     x_end = fig.get_figwidth() - _RIGHT_MARGIN / 2
     ax.plot([_LEFT_MARGIN, x_end], [1.5, 1.5], transform=full, color="black", lw=0.8, clip_on=False)
