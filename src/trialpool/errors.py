@@ -25,3 +25,9 @@ class UsageError(TrialpoolError):
     """The command was called wrongly (unknown option value, missing file): exit 2."""
 
     exit_code = 2
+
+
+class ImportSourceError(TrialpoolError):
+    """A review file to import cannot be read or makes no sense (malformed XML, truncated
+    or unsafe zip, unknown format, empty file, impossible counts). The message names the
+    file and the element or row."""
