@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark trialpool.pooling.rma_batch against metafor's rma in a loop, same data.
+"""Benchmark trialpool.stats.pooling.rma_batch against metafor's rma in a loop, same data.
 
 Generates N synthetic meta-analyses (k from 2 to 40, seeded), pools them all with
 ``rma_batch`` (REML with HKSJ by default) and with metafor's ``rma(..., test="knha")``
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trialpool.pooling import rma_batch
+from trialpool.stats.pooling import rma_batch
 
 R_LOOP = r"""
 suppressPackageStartupMessages(library(metafor))

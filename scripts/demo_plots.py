@@ -1,4 +1,4 @@
-"""Render every figure type of trialpool.plots into a folder for visual checking.
+"""Render every figure type of trialpool.report.figures into a folder for visual checking.
 
     python scripts/demo_plots.py [--out /tmp/plots_demo] [--package datapackage.json]
 
@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trialpool import effects, pooling
-from trialpool.plots import (
+from trialpool.report.figures import (
     forest_plot,
     funnel_plot,
     prisma_counts,
@@ -29,7 +28,8 @@ from trialpool.plots import (
     rob_summary,
     save,
 )
-from trialpool.results import NotPooled, PoolResult, StudyEffect, SubgroupResult
+from trialpool.stats import effects, pooling
+from trialpool.stats.results import NotPooled, PoolResult, StudyEffect, SubgroupResult
 
 SYN = "SYNTHETIC EXAMPLE: "
 
@@ -359,8 +359,8 @@ def synthetic_screening() -> pd.DataFrame:
 
 def package_forests(pkg: object, out: Path) -> list[Path]:
     """Forest plots of the package's own data (death and severe infection as RR, MELD
-    as MD), through trialpool.analysis; whatever cannot be pooled shows its reason."""
-    from trialpool.analysis import pool_outcome
+    as MD), through trialpool.analysis.pooled; whatever cannot be pooled shows its reason."""
+    from trialpool.analysis.pooled import pool_outcome
 
     written: list[Path] = []
     specs = [
@@ -434,7 +434,7 @@ def main() -> None:
     written += save(fig, out / "funnel_rr")
 
     if args.package is not None:
-        from trialpool.package import load_package
+        from trialpool.package.loader import load_package
 
         pkg = load_package(args.package)
         studies = pkg.table("studies")

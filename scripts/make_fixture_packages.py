@@ -7,7 +7,7 @@ metadat_docs.json) and writes one package per dataset under
 tests/fixtures/metadat_<name>/: datapackage.json, data/*.csv (every resource of the
 project, header-only where the dataset has nothing to say) and schemas/ — a byte-for-byte
 copy of the repository's schemas/ (a package may not point outside its folder, and
-tests/test_pool_cli.py checks that the copies never drift from the originals).
+tests/analysis/test_pool_cli.py checks that the copies never drift from the originals).
 
 These packages exist to test the pooling engine end to end on data nobody here wrote;
 they are not liver data. The outcome vocabulary is fixed by the schemas, so each

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write schemas/analysis-plan.schema.json from the pydantic models in trialpool.plan.
+"""Write schemas/analysis-plan.schema.json from the pydantic models in trialpool.analysis.plan.
 
 The models are the single source of truth; never edit the schema file by hand.
 
@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from trialpool.plan import plan_json_schema
+from trialpool.analysis.plan import plan_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "schemas" / "analysis-plan.schema.json"

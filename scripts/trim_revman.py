@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import defusedxml.ElementTree as DET
+from defusedxml import ElementTree
 
 #: elements removed wherever they occur (people and prose, not data)
 DROP = {
@@ -42,13 +42,13 @@ def _declared_encoding(raw: bytes) -> str:
 def trim_rm5(src: Path, dest: Path) -> None:
     """Write ``src`` without the people and prose elements, in its declared encoding."""
     raw = src.read_bytes()
-    root = DET.fromstring(raw, forbid_dtd=True)
+    root = ElementTree.fromstring(raw, forbid_dtd=True)
     for parent in list(root.iter()):
         for child in list(parent):
             if child.tag in DROP:
                 parent.remove(child)
     encoding = _declared_encoding(raw)
-    body = DET.tostring(root, encoding="unicode")
+    body = ElementTree.tostring(root, encoding="unicode")
     text = f'<?xml version="1.0" encoding="{encoding}"?>\n{body}\n'
     dest.write_bytes(text.encode(encoding, errors="xmlcharrefreplace"))
 

@@ -76,7 +76,7 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable error list.")] = False,
 ) -> None:
     """Check a package: Table Schema (frictionless), then the cross-table rules."""
-    from trialpool.checks import run_validate
+    from trialpool.validate.checks import run_validate
 
     raise typer.Exit(run_validate(descriptor, as_json=as_json, console=console))
 
@@ -94,7 +94,7 @@ def pool(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Validate, then pool one outcome of a package."""
-    from trialpool.analysis import run_pool
+    from trialpool.analysis.pooled import run_pool
 
     raise typer.Exit(
         run_pool(
@@ -120,7 +120,7 @@ def report(
     ] = None,
 ) -> None:
     """Validate, pool every analysis of the plan, and write figures and the report."""
-    from trialpool.report import run_report
+    from trialpool.report.build import run_report
 
     raise typer.Exit(run_report(descriptor, plan=plan, out=out, console=console))
 
@@ -133,7 +133,7 @@ def new_study(
     ] = Path("datapackage.json"),
 ) -> None:
     """Add empty rows for a new study (sources, studies, arms, screening, RoB) to fill in."""
-    from trialpool.contrib import run_new_study
+    from trialpool.contrib.new_study import run_new_study
 
     raise typer.Exit(run_new_study(descriptor, study_id, console=console))
 
@@ -145,7 +145,7 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What changed between two versions of a package, and the version bump it needs."""
-    from trialpool.diff import run_diff
+    from trialpool.contrib.diff import run_diff
 
     raise typer.Exit(run_diff(old, new, as_json=as_json, console=console))
 

@@ -1,0 +1,10 @@
+"""Stage 4, analysis: from a validated package and a plan to pooled results.
+
+The plan (pydantic), arm pairing, per-analysis pooling, subgroups and sensitivity analyses.
+May import: ``trialpool.stats``, ``trialpool.validate``, ``trialpool.package``,
+``trialpool.errors``.
+"""
+
+from trialpool.analysis.pooled import pool_outcome, run_pool
+
+__all__ = ["pool_outcome", "run_pool"]

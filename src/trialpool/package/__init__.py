@@ -1,0 +1,6 @@
+"""Stage 1, package: read a Frictionless descriptor safely and know its schemas.
+
+Refuses unsafe paths (absolute, URLs, ``..``, symlinks), custom profiles and oversize files
+before anything is read, and hands typed resources to the later stages.
+May import: ``trialpool.errors`` only.
+"""
