@@ -1,0 +1,468 @@
+"""Reads a RevMan 5 CSV analysis export ("Data and analyses" export) into a
+:class:`~trialpool.imports.model.Review`.
+
+The export is one table: a comparison row (Outcome Number 0), then per analysis a header
+row (Subgroup Number 0 and a Data Type), optional subgroup header rows (a Subgroup Number
+and a Data Type) and study rows (no Data Type). Columns are found by normalised name with
+aliases, so optional columns may be missing or reordered.
+
+Read: comparisons, analyses with their settings, subgroups, study rows with their data and
+the numbers RevMan computed (estimate, SE, CI, weight; heterogeneity and subgroup tests).
+Not read (the export does not hold them): study characteristics, references, risk of bias
+(the optional "Risk of bias tables" field is not a table RevMan can write consistently).
+Study ids are the study names as printed; the title is the file name, as RevMan names the
+export after the review.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from trialpool.errors import ImportSourceError
+from trialpool.imports.model import (
+    DataType,
+    Method,
+    Review,
+    ReviewAnalysis,
+    ReviewRow,
+    ReviewStudy,
+    ReviewSubgroup,
+    RevManResult,
+    SubgroupTest,
+    normalise_measure,
+    normalise_method,
+)
+from trialpool.imports.safety import (
+    CsvTable,
+    cell,
+    decode_text,
+    fail,
+    html_to_text,
+    normalise_header,
+    optional_text,
+    parse_count,
+    parse_flag,
+    parse_input,
+    parse_level,
+    parse_number,
+    parse_stored_count,
+    parse_year,
+)
+
+#: the three columns that make a CSV a RevMan 5 analysis export
+SIGNATURE = ("comparison number", "outcome number", "subgroup number")
+
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "comparison": ("Comparison Number",),
+    "outcome": ("Outcome Number",),
+    "subgroup": ("Subgroup Number",),
+    "name": ("Name", "Study", "Study ID"),
+    "data_type": ("Data Type",),
+    "method": ("Statistical Method",),
+    "measure": ("Effect Measure",),
+    "model": ("Analysis Model", "Model"),
+    "totals": ("Totals",),
+    "study_ci": ("Study Confidence Interval", "Study CI"),
+    "total_ci": ("Total Confidence Interval", "Total CI"),
+    "subgroup_test": ("Test for subgroup differences",),
+    "swap": ("Swap event and non-event",),
+    "log_data": (
+        "Entered data are on log scale (Generic Inverse Variance only)",
+        "Entered data are on log scale",
+        "Log-scale data",
+    ),
+    "units": ("Units", "Unit of effect measure"),
+    "e1": ("Events 1",),
+    "m1": ("Mean 1",),
+    "sd1": ("SD 1",),
+    "n1": ("Total 1",),
+    "e2": ("Events 2",),
+    "m2": ("Mean 2",),
+    "sd2": ("SD 2",),
+    "n2": ("Total 2",),
+    "oe": ("O-E", "O E"),
+    "var": ("Var", "Variance", "V"),
+    "estimate": ("Effect Estimate", "Estimate"),
+    "se": ("SE",),
+    "ci_lower": ("CI Start", "CI Lower"),
+    "ci_upper": ("CI End", "CI Upper"),
+    "weight": ("Weight",),
+    "chi2": ("Q", "Chi2", "Chi²"),
+    "p_chi2": ("P(Q)", "P(Chi2)"),
+    "i2": ("I²(Q)", "I2(Q)", "I²", "I2"),
+    "tau2": ("Tau²", "Tau2"),
+    "z": ("Z",),
+    "p": ("P(Z)",),
+    "q_int": ("Qint",),
+    "p_int": ("P(Qint)",),
+    "i2_int": ("I²(Qint)", "I2(Qint)"),
+    "df": ("df",),
+    "label1": ("Group Label 1",),
+    "label2": ("Group Label 2",),
+    "left": ("Left Graph Label",),
+    "right": ("Right Graph Label",),
+    "year": ("Year of study", "Year"),
+    "order": ("User defined order", "Order"),
+}
+
+_DATA_TYPES: tuple[tuple[str, DataType | None], ...] = (
+    ("dic", "dichotomous"),
+    ("con", "continuous"),
+    ("iv", "generic"),
+    ("giv", "generic"),
+    ("gen", "generic"),
+    ("ipd", "o_e"),
+    ("o e", "o_e"),
+    ("oe", "o_e"),
+    ("exp o e", "o_e"),
+    ("oth", None),
+)
+
+
+def is_revman_csv_header(header: list[str]) -> bool:
+    keys = {normalise_header(name) for name in header}
+    return all(key in keys for key in SIGNATURE)
+
+
+def read_revman_csv(data: bytes, source: str) -> Review:
+    """Read a RevMan 5 CSV export's bytes; ``source`` is the file name used in messages."""
+    text = decode_text(data, source, fallback="cp1252")
+    return _Export(CsvTable(text, source)).read()
+
+
+@dataclass
+class _Analysis:
+    header_row: int
+    comparison: int
+    outcome: int
+    comparison_name: str
+    name: str
+    data_type: DataType
+    method: Method
+    measure: str
+    measure_label: str
+    random: bool
+    level: float
+    study_level: float
+    log_data: bool
+    swap_events: bool
+    overall_shown: bool
+    subgroup_test_shown: bool
+    labels: tuple[str | None, str | None, str | None, str | None]
+    units: str | None
+    result: RevManResult
+    subgroup_test: SubgroupTest | None
+    subgroups: list[ReviewSubgroup] = field(default_factory=list)
+    rows: list[ReviewRow] = field(default_factory=list)
+
+
+class _Export:
+    def __init__(self, table: CsvTable) -> None:
+        self.table = table
+        self.source = table.source
+        if not is_revman_csv_header(table.header):
+            raise fail(
+                self.source,
+                "header",
+                "not a RevMan 5 analysis export (needs Comparison Number, Outcome Number "
+                "and Subgroup Number columns)",
+            )
+        self.col = {key: table.column(*aliases) for key, aliases in _COLUMNS.items()}
+        if self.col["name"] is None:
+            raise fail(self.source, "header", "missing column 'Name'")
+        self.notes: list[str] = []
+
+    def error(self, row: int, problem: str) -> ImportSourceError:
+        return fail(self.source, f"row {row}", problem)
+
+    def value(self, record: list[str], key: str) -> str | None:
+        return cell(record, self.col[key])
+
+    def integer(self, record: list[str], key: str, row: int, label: str) -> int:
+        raw = self.value(record, key)
+        number = parse_number(raw, self.source, f"row {row}", label)
+        if number is None or number != int(number) or number < 0:
+            raise self.error(row, f"{label}={raw!r} is not a whole number")
+        return int(number)
+
+    def num(self, record: list[str], key: str, row: int) -> float | None:
+        return parse_number(
+            self.value(record, key), self.source, f"row {row}", _COLUMNS[key][0], grouped=True
+        )
+
+    def result(self, record: list[str], row: int, *, pooled: bool) -> RevManResult:
+        def count(key: str) -> int | None:
+            if not pooled:
+                return None
+            return parse_stored_count(
+                self.value(record, key), self.source, f"row {row}", _COLUMNS[key][0]
+            )
+
+        return RevManResult(
+            estimate=self.num(record, "estimate", row),
+            ci_lower=self.num(record, "ci_lower", row),
+            ci_upper=self.num(record, "ci_upper", row),
+            se=self.num(record, "se", row),
+            weight=self.num(record, "weight", row),
+            z=self.num(record, "z", row) if pooled else None,
+            p=self.num(record, "p", row) if pooled else None,
+            tau2=self.num(record, "tau2", row) if pooled else None,
+            chi2=self.num(record, "chi2", row) if pooled else None,
+            df=self.num(record, "df", row) if pooled else None,
+            p_chi2=self.num(record, "p_chi2", row) if pooled else None,
+            i2=self.num(record, "i2", row) if pooled else None,
+            events1=count("e1"),
+            total1=count("n1"),
+            events2=count("e2"),
+            total2=count("n2"),
+            estimable=None if pooled else self.num(record, "estimate", row) is not None,
+        )
+
+    def read(self) -> Review:
+        comparisons: dict[int, str] = {}
+        analyses: dict[tuple[int, int], _Analysis] = {}
+        studies: dict[str, ReviewStudy] = {}
+        for row, record in self.table.rows():
+            c = self.integer(record, "comparison", row, "Comparison Number")
+            o = self.integer(record, "outcome", row, "Outcome Number")
+            s = self.integer(record, "subgroup", row, "Subgroup Number")
+            name = html_to_text(self.value(record, "name") or "").replace("\n", " ")
+            data_type_raw = self.value(record, "data_type")
+            if o == 0:
+                comparisons[c] = name
+                continue
+            if data_type_raw and s == 0:
+                if (c, o) in analyses:
+                    raise self.error(row, f"second header row for Analysis {c}.{o}")
+                analysis = self.analysis(record, row, c, o, comparisons.get(c, ""), name)
+                if analysis is not None:
+                    analyses[(c, o)] = analysis
+                continue
+            analysis = analyses.get((c, o))
+            if analysis is None:
+                if any(note.startswith(f"Analysis {c}.{o} ") for note in self.notes):
+                    continue
+                raise self.error(row, f"data for Analysis {c}.{o} before its header row")
+            subgroup = f"{c}.{o}.{s}" if s else None
+            if data_type_raw and s:
+                analysis.subgroups.append(
+                    ReviewSubgroup(
+                        number=f"{c}.{o}.{s}",
+                        name=name,
+                        result=self.result(record, row, pooled=True),
+                        locator=f"{self.source} row {row}",
+                    )
+                )
+                continue
+            if subgroup and not any(sg.number == subgroup for sg in analysis.subgroups):
+                analysis.subgroups.append(
+                    ReviewSubgroup(number=subgroup, name="", result=None, locator="")
+                )
+            study_id = " ".join((self.value(record, "name") or "").split())
+            if not study_id:
+                raise self.error(row, "study row without a study name")
+            analysis.rows.append(self.study_row(record, row, analysis, study_id, subgroup))
+            studies.setdefault(
+                study_id,
+                ReviewStudy(
+                    study_id=study_id,
+                    label=name or study_id,
+                    year=parse_year(self.value(record, "year")),
+                    status="included",
+                    locator=f"{self.source} row {row}",
+                ),
+            )
+        title = re.sub(r"\.csv$", "", self.source, flags=re.IGNORECASE)
+        match = re.search(r"\b((?:CD|MR)\d{6})", self.source)
+        return Review(
+            source_file=self.source,
+            format="revman5_csv",
+            review_id=match.group(1) if match else None,
+            title=title or None,
+            citation=None,
+            studies=tuple(studies.values()),
+            analyses=tuple(self.finish(a) for a in analyses.values()),
+            bias_domains=(),
+            bias_items=(),
+            notes=tuple(self.notes),
+        )
+
+    def analysis(
+        self, record: list[str], row: int, c: int, o: int, comparison_name: str, name: str
+    ) -> _Analysis | None:
+        where = f"row {row}"
+        raw_type = self.value(record, "data_type") or ""
+        key = normalise_header(raw_type)
+        data_type: DataType | None = None
+        for prefix, mapped in _DATA_TYPES:
+            if key.startswith(prefix):
+                if mapped is None:
+                    self.notes.append(
+                        f"Analysis {c}.{o} ({name}): other data (text only); not imported"
+                    )
+                    return None
+                data_type = mapped
+                break
+        else:
+            raise self.error(row, f"Data Type={raw_type!r} is not DIC, CON, IV or O-E")
+        assert data_type is not None
+        raw_method = self.value(record, "method") or ""
+        method = normalise_method(raw_method) if raw_method else None
+        if method is None:
+            default: Method = "PETO" if data_type == "o_e" else "IV"
+            if raw_method or data_type == "dichotomous":
+                raise self.error(row, f"Statistical Method={raw_method!r} is not MH, IV or Peto")
+            method = default
+        measure_label = self.value(record, "measure") or ""
+        if not measure_label:
+            raise self.error(row, "Effect Measure is empty")
+        model = normalise_header(self.value(record, "model") or "fixed")
+        if not model.startswith(("fixed", "random")):
+            raise self.error(row, f"Analysis Model={self.value(record, 'model')!r}")
+        if data_type == "o_e":
+            self.notes.append(
+                f"Analysis {c}.{o}: O-E and variance data; RevMan's stored results are kept"
+            )
+
+        def flag(key: str, default: bool) -> bool:
+            value = parse_flag(self.value(record, key), self.source, where, _COLUMNS[key][0])
+            return default if value is None else value
+
+        def level(key: str) -> float:
+            value = parse_level(self.value(record, key), self.source, where, _COLUMNS[key][0])
+            return 0.95 if value is None else value
+
+        totals = normalise_header(self.value(record, "totals") or "yes")
+        q_int = self.num(record, "q_int", row)
+        p_int = self.num(record, "p_int", row)
+        log_data = flag("log_data", False)
+        if data_type == "generic" and log_data:
+            self.notes.append(
+                f"Analysis {c}.{o}: generic data on the log scale; the export prints the "
+                "estimate on the ratio scale, so each row's estimate is its natural log"
+            )
+        return _Analysis(
+            header_row=row,
+            comparison=c,
+            outcome=o,
+            comparison_name=comparison_name,
+            name=name,
+            data_type=data_type,
+            method=method,
+            measure=normalise_measure(measure_label, method),
+            measure_label=measure_label,
+            random=model.startswith("random"),
+            level=level("total_ci"),
+            study_level=level("study_ci"),
+            log_data=log_data,
+            swap_events=flag("swap", False),
+            overall_shown=totals in {"yes", "true", "1"},
+            subgroup_test_shown=flag("subgroup_test", True),
+            labels=(
+                optional_text(self.value(record, "label1")),
+                optional_text(self.value(record, "label2")),
+                optional_text(self.value(record, "left")),
+                optional_text(self.value(record, "right")),
+            ),
+            units=optional_text(self.value(record, "units")),
+            result=self.result(record, row, pooled=True),
+            subgroup_test=SubgroupTest(
+                chi2=q_int, df=None, p=p_int, i2=self.num(record, "i2_int", row)
+            )
+            if q_int is not None or p_int is not None
+            else None,
+        )
+
+    def study_row(
+        self,
+        record: list[str],
+        row: int,
+        analysis: _Analysis,
+        study_id: str,
+        subgroup: str | None,
+    ) -> ReviewRow:
+        where = f"row {row}"
+
+        def count(key: str) -> int | None:
+            return parse_count(
+                self.value(record, key), self.source, where, _COLUMNS[key][0], grouped=True
+            )
+
+        def number(key: str, *, non_negative: bool = False) -> float | None:
+            value = parse_input(
+                self.value(record, key), self.source, where, _COLUMNS[key][0], grouped=True
+            )
+            if non_negative and value is not None and value < 0:
+                raise self.error(row, f"{_COLUMNS[key][0]}={self.value(record, key)!r} is negative")
+            return value
+
+        values: dict[str, float | int | None] = {"n1": count("n1"), "n2": count("n2")}
+        if analysis.data_type == "dichotomous":
+            values |= {"e1": count("e1"), "e2": count("e2")}
+            for arm in ("1", "2"):
+                events, total = values[f"e{arm}"], values[f"n{arm}"]
+                if events is not None and total is not None and events > total:
+                    raise self.error(row, f"Events {arm}={events} > Total {arm}={total}")
+        elif analysis.data_type == "continuous":
+            values |= {
+                "m1": number("m1"),
+                "sd1": number("sd1", non_negative=True),
+                "m2": number("m2"),
+                "sd2": number("sd2", non_negative=True),
+            }
+        elif analysis.data_type == "generic":
+            estimate = number("estimate")
+            if analysis.log_data and estimate is not None:
+                if estimate <= 0:
+                    raise self.error(row, f"Effect Estimate={estimate} is not a positive ratio")
+                estimate = math.log(estimate)
+            values |= {"estimate": estimate, "se": number("se", non_negative=True)}
+        else:
+            values |= {"oe": number("oe"), "variance": number("var", non_negative=True)}
+        return ReviewRow(
+            study_id=study_id,
+            subgroup=subgroup,
+            applicability=None,
+            stored=self.result(record, row, pooled=False),
+            order=parse_stored_count(
+                self.value(record, "order"), self.source, where, "User defined order"
+            ),
+            locator=f"{self.source} row {row}",
+            **values,  # type: ignore[arg-type]
+        )
+
+    def finish(self, a: _Analysis) -> ReviewAnalysis:
+        label1, label2, left, right = a.labels
+        return ReviewAnalysis(
+            number=f"{a.comparison}.{a.outcome}",
+            comparison_number=a.comparison,
+            comparison_name=a.comparison_name,
+            outcome_number=a.outcome,
+            name=a.name,
+            data_type=a.data_type,
+            method=a.method,
+            measure=a.measure,
+            measure_label=a.measure_label,
+            random=a.random,
+            tau2_method="DL",
+            ci_method="Wald",
+            level=a.level,
+            study_level=a.study_level,
+            prediction=False,
+            log_data=a.log_data,
+            swap_events=a.swap_events,
+            experimental_label=label1,
+            control_label=label2,
+            favours_left=left,
+            favours_right=right,
+            units=a.units,
+            overall_shown=a.overall_shown,
+            subgroup_test_shown=bool(a.subgroups) and a.subgroup_test_shown,
+            subgroups=tuple(a.subgroups),
+            rows=tuple(a.rows),
+            result=a.result,
+            subgroup_test=a.subgroup_test if a.subgroups else None,
+            locator=f"{self.source} row {a.header_row}",
+        )
