@@ -7,7 +7,7 @@ Steps, in order; every problem is reported, and the tag is made only when there 
    (``scripts/build_descriptor.py``) and the README data dictionary
    (``scripts/make_data_dictionary.py``);
 2. validate the package: ``frictionless validate datapackage.json``, then
-   ``trialpool validate`` (``trialpool.validate.checks.validate_package``, when installed);
+   ``trialpool validate`` (``trialpool.validate.validate_package``, when installed);
 3. check the version: ``datapackage.json``'s version is a semantic version, equal to
    ``CITATION.cff``'s and ``pyproject.toml``'s, and ``CHANGELOG.md`` has its entry
    (``## [X.Y.Z] - YYYY-MM-DD``); the tag ``vX.Y.Z`` does not exist yet;
@@ -81,7 +81,7 @@ def validate(root: Path) -> list[str]:
     if run.returncode != 0:
         problems.append("frictionless validate datapackage.json: invalid (run it for details)")
     try:
-        from trialpool.validate.checks import validate_package
+        from trialpool.validate import validate_package
     except ImportError:
         print("note: trialpool validate is not available; only frictionless was run")
         return problems

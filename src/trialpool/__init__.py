@@ -1,14 +1,18 @@
 """trialpool: validate, then pool, Frictionless data packages of controlled trials.
 
-Data flow, one job per module::
+Stages, one folder each; data flows down, imports run downhill::
 
-    package.py  -> read a descriptor safely into typed frames
-    checks.py   -> Table Schema and cross-table rules (trialpool validate)
-    effects.py  -> per-study effect sizes and conversions (as metafor's escalc)
-    pooling.py  -> models (as metafor's rma, rma.mh, predict, confint)
-    analysis.py -> from a package and an outcome to a pooled result
-    plots/, report.py -> what people read
-    cli.py      -> thin command line
+    package/   -> read a descriptor safely; the schemas
+    validate/  -> Table Schema (frictionless or the fast engine), then cross-table rules
+    stats/     -> per-study effects, models, small-study methods (metafor's and RevMan's
+                  conventions)
+    analysis/  -> the plan, arm pairing, pooled results, sensitivity analyses
+    report/    -> sections, figures, tables, exports, the writer
+    imports/   -> Cochrane reviews (RevMan 5, Cochrane data packages) into a new package
+    contrib/   -> new-study, diff, release: work on whole packages
+    cli.py     -> thin command line
+
+See ARCHITECTURE.md for what flows between them and where each kind of change goes.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -76,7 +76,7 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable error list.")] = False,
 ) -> None:
     """Check a package: Table Schema (frictionless), then the cross-table rules."""
-    from trialpool.validate.checks import run_validate
+    from trialpool.validate import run_validate
 
     raise typer.Exit(run_validate(descriptor, as_json=as_json, console=console))
 

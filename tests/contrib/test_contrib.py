@@ -112,9 +112,9 @@ def frictionless_ok(descriptor: Path) -> tuple[bool, str]:
 
 
 def trialpool_issues(descriptor: Path) -> list[str] | None:
-    """``trialpool validate``'s issues, or None when checks.py is not available."""
+    """``trialpool validate``'s issues, or None when trialpool.validate is not available."""
     try:
-        from trialpool.validate.checks import validate_package
+        from trialpool.validate import validate_package
     except ImportError:  # another helper's module; frictionless alone then
         return None
     return [issue.line() for issue in validate_package(descriptor).issues]

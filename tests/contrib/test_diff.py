@@ -192,7 +192,7 @@ def test_pull_request_adding_a_trial_validates(base: Path, pr: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:]
     try:
-        from trialpool.validate.checks import validate_package
+        from trialpool.validate import validate_package
     except ImportError:  # pragma: no cover - trialpool validate not installed
         return
     report = validate_package(pr)

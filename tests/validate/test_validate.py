@@ -22,8 +22,9 @@ from rich.console import Console
 
 import trialpool.cli as cli_module
 from conftest import REPO, CsvEdit, add_row, drop_rows, set_cell
-from trialpool.validate import checks
-from trialpool.validate.checks import ValidationIssue, validate_package
+from trialpool.validate import ValidationIssue, print_report, validate_package
+from trialpool.validate import rules as checks_rules
+from trialpool.validate.summary import study_ids_with_design
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -439,7 +440,7 @@ def test_broken_case(case: Case, make_package: Callable[..., Path]) -> None:
     # the human output names rule, file, row and field on one line
     buffer = io.StringIO()
     report = validate_package(descriptor)
-    checks.print_report(report, Console(file=buffer, width=100), as_json=False)
+    print_report(report, Console(file=buffer, width=100), as_json=False)
     assert ValidationIssue(**found[0]).line() in buffer.getvalue().splitlines()
     # frictionless agrees exactly when the rule is a Table Schema rule
     assert frictionless_valid(descriptor) is (not case.table_schema)
@@ -447,7 +448,7 @@ def test_broken_case(case: Case, make_package: Callable[..., Path]) -> None:
         assert found[0]["source"] == "frictionless"
     else:
         assert found[0]["source"] == "trialpool"
-        assert case.rule in checks.RULES
+        assert case.rule in checks_rules.RULES
 
 
 def test_descriptor_rule(make_package: Callable[..., Path]) -> None:
@@ -490,22 +491,22 @@ def test_malformed_json(tmp_path: Path) -> None:
 def test_statistic_columns_cover_the_schema() -> None:
     schema = json.loads((REPO / "schemas/continuous_outcomes.schema.json").read_text("utf-8"))
     statistic = next(f for f in schema["fields"] if f["name"] == "statistic")
-    assert set(statistic["constraints"]["enum"]) == set(checks.STATISTIC_COLUMNS)
+    assert set(statistic["constraints"]["enum"]) == set(checks_rules.STATISTIC_COLUMNS)
     names = {f["name"] for f in schema["fields"]}
-    assert all(set(cols) <= names for cols in checks.STATISTIC_COLUMNS.values())
+    assert all(set(cols) <= names for cols in checks_rules.STATISTIC_COLUMNS.values())
 
 
 def test_tool_vocabulary_read_from_schema() -> None:
     from trialpool.package.loader import load_package
 
     bias = load_package(REPO / "datapackage.json").resources["bias_judgements"]
-    judgement = checks.tool_vocabulary(bias, "judgement")
-    domain = checks.tool_vocabulary(bias, "domain")
+    judgement = checks_rules.tool_vocabulary(bias, "judgement")
+    domain = checks_rules.tool_vocabulary(bias, "domain")
     assert judgement is not None and domain is not None
     assert judgement["rob2"] == {"low", "some_concerns", "high"}
     assert "overall" in domain["robins_i"] and "random_sequence_generation" in domain["rob1"]
-    assert set().union(*judgement.values()) == set(checks.enum_of(bias, "judgement"))
-    assert set().union(*domain.values()) == set(checks.enum_of(bias, "domain"))
+    assert set().union(*judgement.values()) == set(checks_rules.enum_of(bias, "judgement"))
+    assert set().union(*domain.values()) == set(checks_rules.enum_of(bias, "domain"))
 
 
 def test_comparator_type_rules(make_package: Callable[..., Path]) -> None:
@@ -544,7 +545,7 @@ def test_study_ids_with_design(make_package: Callable[..., Path]) -> None:
     from trialpool.package.loader import load_package
 
     studies = load_package(make_package()).table("studies")
-    assert checks.study_ids_with_design(studies) == {"alpha2020"}
+    assert study_ids_with_design(studies) == {"alpha2020"}
 
 
 # --- the bundled package -----------------------------------------------------------

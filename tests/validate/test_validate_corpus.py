@@ -26,8 +26,8 @@ from rich.console import Console
 import trialpool.cli as cli_module
 from conftest import FIXTURES, REPO, add_row, build_package, drop_rows, set_cell
 from trialpool.package.loader import load_package
-from trialpool.validate import checks
 from trialpool.validate import fast as fastvalidate
+from trialpool.validate import tableschema, validate_package
 
 Setup = Callable[[Path], Path]
 
@@ -422,7 +422,7 @@ def test_file_too_large(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     descriptor = build_package(tmp_path / "pkg")
-    monkeypatch.setenv(checks.MAX_FILE_BYTES_ENV, "300")
+    monkeypatch.setenv(tableschema.MAX_FILE_BYTES_ENV, "300")
     before = tree_digest(tmp_path)
     code, out = run_cli("validate", str(descriptor))
     assert code == 1
@@ -438,8 +438,8 @@ def test_bundled_package_unchanged_by_validate() -> None:
         name: tree_digest(REPO / name) if (REPO / name).is_dir() else None for name in watched
     }
     digest = hashlib.sha256((REPO / "datapackage.json").read_bytes()).hexdigest()
-    checks.validate_package(REPO / "datapackage.json", engine="fast")
-    checks.validate_package(REPO / "datapackage.json", engine="frictionless")
+    validate_package(REPO / "datapackage.json", engine="fast")
+    validate_package(REPO / "datapackage.json", engine="frictionless")
     after = {name: tree_digest(REPO / name) if (REPO / name).is_dir() else None for name in watched}
     assert after == before
     assert hashlib.sha256((REPO / "datapackage.json").read_bytes()).hexdigest() == digest
@@ -449,7 +449,7 @@ def test_bundled_package_unchanged_by_validate() -> None:
 
 
 def reference_locations(descriptor: Path) -> set[tuple[Any, ...]]:
-    """frictionless' own errors (from the descriptor path), mapped like checks does."""
+    """frictionless' own errors (from the descriptor path), mapped as tableschema does."""
     from frictionless import FrictionlessException, Package
 
     package = load_package(descriptor)
@@ -458,17 +458,17 @@ def reference_locations(descriptor: Path) -> set[tuple[Any, ...]]:
         report = Package(str(descriptor)).validate()
     except FrictionlessException as exc:
         errors = exc.reasons or [exc.error]
-        mapped = {checks._fl_issue(e.to_descriptor(), None, name) for e in errors}
+        mapped = {tableschema._fl_issue(e.to_descriptor(), None, name) for e in errors}
         return {(i.resource, i.row, i.field, i.rule) for i in mapped}
-    found = {checks._fl_issue(e.to_descriptor(), None, name) for e in report.errors}
+    found = {tableschema._fl_issue(e.to_descriptor(), None, name) for e in report.errors}
     for task in report.tasks:
         resource = package.resources.get(task.name)
-        found |= {checks._fl_issue(e.to_descriptor(), resource, name) for e in task.errors}
+        found |= {tableschema._fl_issue(e.to_descriptor(), resource, name) for e in task.errors}
     return {(i.resource, i.row, i.field, i.rule) for i in found}
 
 
 def engine_locations(descriptor: Path, engine: str) -> set[tuple[Any, ...]]:
-    report = checks.validate_package(descriptor, engine=engine)
+    report = validate_package(descriptor, engine=engine)
     return {
         (i.resource, i.row, i.field, i.rule) for i in report.issues if i.source == "frictionless"
     }
@@ -495,8 +495,8 @@ def test_fast_path_matches_frictionless(
         # refused by the safe loader before either engine reads anything: both engines
         # must then give the very same one-line refusal
         raw = case.setup(tmp_path / "again")
-        fast = checks.validate_package(raw, engine="fast")
-        slow = checks.validate_package(raw, engine="frictionless")
+        fast = validate_package(raw, engine="fast")
+        slow = validate_package(raw, engine="frictionless")
         assert not fast.valid
         assert [i.line() for i in fast.issues] == [i.line() for i in slow.issues]
         return

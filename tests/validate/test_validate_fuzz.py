@@ -19,7 +19,7 @@ from rich.console import Console
 from test_validate_corpus import engine_locations, reference_locations, tree_digest
 
 from conftest import VALID_MINIMAL, build_package
-from trialpool.validate import checks
+from trialpool.validate import print_report, validate_package
 
 RESOURCES = sorted(p.stem for p in (VALID_MINIMAL / "data").glob("*.csv"))
 
@@ -104,8 +104,8 @@ def _insert(offset: int, blob: bytes):
 def _check(descriptor: Path, root: Path) -> None:
     before = tree_digest(root)
     buffer = io.StringIO()
-    report = checks.validate_package(descriptor)
-    checks.print_report(report, Console(file=buffer, width=100), as_json=False)
+    report = validate_package(descriptor)
+    print_report(report, Console(file=buffer, width=100), as_json=False)
     out = buffer.getvalue()
     assert "Traceback" not in out
     assert not [i for i in report.issues if i.rule == "validation-failed"], out

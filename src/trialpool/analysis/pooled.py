@@ -1018,11 +1018,11 @@ def run_pool(
     pool and print (JSON object or table). Exit 0 for a pooled result and for a clear
     not-poolable message; AnalysisError (unknown outcome, impossible request) reaches
     the CLI as one line with exit 1."""
-    from trialpool.validate import checks
+    from trialpool.validate import print_report, validate_package
 
-    report = checks.validate_package(descriptor)
+    report = validate_package(descriptor)
     if not report.valid:
-        checks.print_report(report, console, as_json=as_json)
+        print_report(report, console, as_json=as_json)
         return 1
     pkg = load_package(descriptor)
     result = pool_outcome(pkg, outcome, timepoint, measure=measure, method=method, hksj=hksj)

@@ -3,7 +3,7 @@
 ``load_package`` refuses unsafe resource paths before anything is read (absolute paths,
 URLs, paths that leave the package folder, directly or through a symlink), then reads
 each CSV with the column types of its Table Schema. It does not validate values: that
-is ``checks.validate_package``. Row numbers follow frictionless: the header is row 1,
+is ``trialpool.validate.validate_package``. Row numbers follow frictionless: the header is row 1,
 so the first data row is row 2 (``Package.row_number``).
 """
 
@@ -142,7 +142,7 @@ class Package:
         """The resource as a typed frame (nullable dtypes; empty cells are <NA>).
 
         Raises PackageError when the resource is absent or its file cannot be parsed
-        with the schema's types (run ``checks.validate_package`` first for details).
+        with the schema's types (run ``trialpool.validate.validate_package`` first for details).
         """
         if name not in self._frames:
             if name not in self.resources:
