@@ -7,3 +7,37 @@ CSV analysis export, Cochrane data package folder or zip) and returns a
 """
 
 from __future__ import annotations
+
+from trialpool.imports.detect import read_bytes, read_review
+from trialpool.imports.model import (
+    BiasDomain,
+    BiasItem,
+    Review,
+    ReviewAnalysis,
+    ReviewArm,
+    ReviewReference,
+    ReviewRow,
+    ReviewStudy,
+    ReviewSubgroup,
+    RevManResult,
+    SubgroupTest,
+)
+from trialpool.imports.safety import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "BiasDomain",
+    "BiasItem",
+    "Limits",
+    "RevManResult",
+    "Review",
+    "ReviewAnalysis",
+    "ReviewArm",
+    "ReviewReference",
+    "ReviewRow",
+    "ReviewStudy",
+    "ReviewSubgroup",
+    "SubgroupTest",
+    "read_bytes",
+    "read_review",
+]

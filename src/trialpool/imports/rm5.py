@@ -77,7 +77,11 @@ _REVIEW_ID = re.compile(r"\b((?:CD|MR)\d{6})")
 
 def read_rm5(data: bytes, source: str) -> Review:
     """Read a RevMan 5 file's bytes; ``source`` is the file name used in messages."""
-    root = parse_xml(data, source)
+    return read_rm5_root(parse_xml(data, source), source)
+
+
+def read_rm5_root(root: Element, source: str) -> Review:
+    """Read an already (safely) parsed RevMan 5 document."""
     return _Rm5(source).read(root)
 
 
