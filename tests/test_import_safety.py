@@ -12,6 +12,7 @@ import pytest
 
 from trialpool.errors import ImportSourceError
 from trialpool.imports import Limits, read_review
+from trialpool.imports.detect import detect
 from trialpool.imports.safety import (
     extract_to,
     html_to_text,
@@ -162,6 +163,12 @@ def test_missing_count_and_study_id(tmp_path: Path) -> None:
     refused(write(tmp_path, "noid.rm5", text), "DICH_DATA in Analysis 1.1", "no STUDY_ID")
 
 
+def test_duplicate_subgroup_number(tmp_path: Path) -> None:
+    sub = '<DICH_SUBGROUP NO="1"><NAME>A</NAME></DICH_SUBGROUP>'
+    text = dich().replace("<NAME>Death</NAME>", f"<NAME>Death</NAME>{sub}{sub}")
+    refused(write(tmp_path, "sub.rm5", text), "DICH_SUBGROUP NO=1 in Analysis 1.1", "twice")
+
+
 def test_duplicate_study_id(tmp_path: Path) -> None:
     text = dich().replace(
         '<STUDY ID="STD-X" NAME="X 2000"/>', '<STUDY ID="STD-X"/><STUDY ID="STD-X"/>'
@@ -286,6 +293,13 @@ def test_one_package_file_alone(tmp_path: Path) -> None:
 def test_empty_files(tmp_path: Path) -> None:
     refused(write(tmp_path, "empty.rm5", b""), "empty file")
     refused(write(tmp_path, "blank.csv", b"\xef\xbb\xbf \r\n\t"), "empty file")
+
+
+def test_detect_looks_at_content() -> None:
+    assert detect(b"PK\x03\x04rest") == "zip"
+    assert detect(b"\xef\xbb\xbf  <?xml version='1.0'?><COCHRANE_REVIEW/>") == "rm5"
+    assert detect((REVMAN / "Fleiss1993_CR.csv").read_bytes()) == "revman5_csv"
+    assert detect(b"a,b\n1,2\n") is None
 
 
 def test_unknown_formats(tmp_path: Path) -> None:

@@ -351,6 +351,8 @@ class _Rm5:
             elif child.tag == f"{kind}_SUBGROUP":
                 s = self.number(child, f"{child.tag} in Analysis {number}")
                 sub_number = f"{number}.{s}"
+                if any(known.number == sub_number for known in subgroups):
+                    raise self.error(f"{child.tag} NO={s} in Analysis {number}", "appears twice")
                 subgroups.append(
                     ReviewSubgroup(
                         number=sub_number,
@@ -466,6 +468,13 @@ class _Rm5:
                 raise self.error(where, f"{name}={element.get(name)!r} is negative")
             return value
 
+        def optional_in(name: str, *, non_negative: bool = False) -> float | None:
+            # generic and O-E inputs: a study without a usable estimate is kept, not estimable
+            value = parse_number(required(name), self.source, where, name)
+            if non_negative and value is not None and value < 0:
+                raise self.error(where, f"{name}={element.get(name)!r} is negative")
+            return value
+
         values: dict[str, float | int | None] = {}
         if data_type == "dichotomous":
             values = {"e1": count("EVENTS_1"), "n1": count("TOTAL_1")}
@@ -486,15 +495,15 @@ class _Rm5:
             }
         elif data_type == "generic":
             values = {
-                "estimate": number_in("ESTIMATE"),
-                "se": number_in("SE", non_negative=True),
+                "estimate": optional_in("ESTIMATE"),
+                "se": optional_in("SE", non_negative=True),
                 "n1": count("TOTAL_1", needed=False),
                 "n2": count("TOTAL_2", needed=False),
             }
         else:
             values = {
-                "oe": number_in("O_E"),
-                "variance": number_in("VAR", non_negative=True),
+                "oe": optional_in("O_E"),
+                "variance": optional_in("VAR", non_negative=True),
                 "n1": count("TOTAL_1", needed=False),
                 "n2": count("TOTAL_2", needed=False),
             }
