@@ -1,0 +1,652 @@
+"""The RevMan engine reproduces the numbers RevMan itself stored in real review files.
+
+Every analysis in ``tests/fixtures/revman`` (three RevMan 5 ``.rm5`` reviews, a RevMan 5
+CSV export and a RevMan Web data package) is its own test. The oracle is
+``tests/revman_oracle.py``, which reads RevMan's stored results straight from the files;
+nothing here hard-codes an expected number. Tolerances: 1e-6 relative (plus 1e-12
+absolute, for values that are 0 up to floating-point noise) for the full doubles of the
+``.rm5`` files; half a unit of the last printed decimal for the CSV export (8 decimals)
+and the data package (6 decimals).
+
+Two kinds of stored numbers are not reproduced, and are kept apart as strict xfails:
+
+* RevMan's chi² tail probabilities (P of the heterogeneity Chi² and of the test for
+  subgroup differences) come from an approximation that overstates the exact upper tail
+  by up to ~3.4e-5 relative; the engine reports the exact tail. ``test_chi2_p_close``
+  bounds the difference.
+* For a subgroup with a single study (df = 0) RevMan sometimes stored a heterogeneity
+  Chi² of floating-point noise (~1e-31) instead of 0, and then P(Chi²) = 0 and I² = 100%;
+  the engine reports Chi² = 0, P = 1 and I² = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from revman_oracle import OracleAnalysis, all_analyses
+from trialpool.errors import AnalysisError
+from trialpool.stats.revman import (
+    RevManFit,
+    RevManSettings,
+    RevManSubgroupFit,
+    revman_fit,
+    revman_fit_subgroups,
+)
+
+ANALYSES = all_analyses()
+BY_ID = {a.id: a for a in ANALYSES}
+P_KEYS = frozenset({"p_chi2", "test_p"})
+
+#: Pooled results of one study (analysis id, "overall" or "subgroup <label>") whose
+#: stored Chi² is floating-point noise, so that RevMan stored P(Chi²) = 0 and I² = 100%.
+DF0_NOISE = frozenset(
+    {
+        ("CD008625-1.2", "subgroup 6"),
+        ("CD008625-1.6", "subgroup 2"),
+        ("CD008625-5.1", "subgroup 7"),
+        ("CD008625-7.5", "overall"),
+        ("CD004366-4.1", "subgroup 1"),
+    }
+)
+DF0_REASON = (
+    "RevMan stored a heterogeneity Chi² of floating-point noise (~1e-31, not 0) for this "
+    "one-study result and so P(Chi²) = 1 - F(noise; df 0) = 0 and I² = 100%; the engine "
+    "reports Chi² = 0, P = 1, I² = 0"
+)
+
+#: Analyses with at least one chi² tail probability that RevMan's approximation puts
+#: more than the tolerance away from the exact value.
+CHI2_P_APPROXIMATE = frozenset(
+    {
+        "CD000023-1.2",
+        "CD000023-1.3",
+        "CD000023-1.4",
+        "CD000023-1.5",
+        "CD000023-1.6",
+        "CD000023-1.7",
+        "CD000023-2.1",
+        "CD000023-2.2",
+        "CD000023-2.3",
+        "CD000023-3.1",
+        "CD000023-3.2",
+        "CD000023-4.6",
+        "CD007868-1.1",
+        "CD007868-4.1",
+        "CD007868-7.2",
+        "CD007868-8.3",
+        "CD007868-9.1",
+        "CD007868-9.2",
+        "CD007868-10.1",
+        "CD007868-10.2",
+        "CD007868-12.3",
+        "CD007868-14.3",
+        "CD008625-1.1",
+        "CD008625-1.2",
+        "CD008625-1.4",
+        "CD008625-1.5",
+        "CD008625-1.6",
+        "CD008625-1.7",
+        "CD008625-2.1",
+        "CD008625-2.2",
+        "CD008625-2.3",
+        "CD008625-2.4",
+        "CD008625-2.5",
+        "CD008625-2.6",
+        "CD008625-3.1",
+        "CD008625-3.2",
+        "CD008625-3.3",
+        "CD008625-4.1",
+        "CD008625-4.2",
+        "CD008625-4.3",
+        "CD008625-4.4",
+        "CD008625-5.1",
+        "CD008625-6.3",
+        "CD008625-6.4",
+        "CD008625-7.1",
+        "CD008625-7.3",
+        "CD008625-8.1",
+        "CD008625-8.5",
+        "CD008625-11.1",
+        "CD008625-11.2",
+        "CD008625-11.3",
+        "CD008625-11.4",
+        "CD008625-11.5",
+        "CD008625-12.1",
+        "CD008625-12.5",
+        "CD008625-13.5",
+        "CD008625-15.1",
+        "CD008625-15.4",
+        "CD008625-15.6",
+        "Fleiss1993-1.1",
+        "Fleiss1993-1.2",
+        "CD004366-2.3",
+    }
+)
+CHI2_P_REASON = (
+    "RevMan computes chi² upper-tail probabilities with an approximation that overstates "
+    "the exact tail by up to ~3.4e-5 relative (always upward, in a sawtooth pattern that "
+    "matches no standard incomplete-gamma algorithm tried: Numerical Recipes gser/gcf, "
+    "Commons-Math-style series, A&S 26.2.17/7.1.26); the engine reports the exact tail "
+    "(scipy.stats.chi2.sf)"
+)
+
+
+# --- running the engine on an oracle analysis -------------------------------------------
+
+
+def settings_of(a: OracleAnalysis) -> RevManSettings:
+    return RevManSettings(
+        data_type=a.data_type,  # type: ignore[arg-type]
+        method=a.method,  # type: ignore[arg-type]
+        measure=a.measure,
+        random=a.random,
+        tau2_method=a.tau2_method,  # type: ignore[arg-type]
+        ci_method=a.ci_method,  # type: ignore[arg-type]
+        level=a.level,
+        prediction=a.prediction,
+        log_data=a.log_data,
+        totals=a.totals,  # type: ignore[arg-type]
+    )
+
+
+def data_of(a: OracleAnalysis) -> dict[str, list[float]]:
+    names = a.studies[0].inputs.keys()
+    return {n: [s.inputs[n] for s in a.studies] for n in names}
+
+
+def run(a: OracleAnalysis) -> RevManFit | RevManSubgroupFit:
+    if a.has_subgroups:
+        labels = [s.subgroup or "" for s in a.studies]
+        return revman_fit_subgroups(data_of(a), labels, settings_of(a))
+    return revman_fit(data_of(a), settings_of(a))
+
+
+@dataclass(frozen=True)
+class Check:
+    where: str
+    key: str
+    got: float | None
+    stored: str
+
+    @property
+    def ok(self) -> bool:
+        return self.got is not None and within(self.got, self.stored, self.source)
+
+    source: str = "rm5"
+
+    def __str__(self) -> str:
+        return f"{self.where} {self.key}: engine {self.got!r}, RevMan {self.stored}"
+
+
+def within(got: float, stored: str, source: str) -> bool:
+    expected = float(stored)
+    if source == "rm5":
+        return abs(got - expected) <= 1e-6 * abs(expected) + 1e-12
+    decimals = 8 if source == "csv" else 6
+    return abs(got - expected) <= 0.5 * 10.0**-decimals + 1e-12
+
+
+_FIT_KEYS = (
+    "estimate", "ci_lower", "ci_upper", "z", "p", "tau2", "chi2", "df", "p_chi2", "i2",
+    "weight", "pi_lower", "pi_upper",
+)  # fmt: skip
+
+
+def _fit_checks(where: str, fit: RevManFit, stored: dict[str, str], source: str) -> list[Check]:
+    out = []
+    for key in _FIT_KEYS:
+        if key in stored:
+            out.append(Check(where, key, getattr(fit, key), stored[key], source))
+    if "t" in stored:  # HKSJ: RevMan Web reports a t statistic instead of Z
+        out.append(Check(where, "t", fit.z, stored["t"], source))
+    return out
+
+
+def checks(a: OracleAnalysis) -> tuple[list[Check], list[str]]:
+    """Every comparison of a stored number with the engine's, and the problems found
+    in what is estimable (as plain messages)."""
+    result = run(a)
+    problems: list[str] = []
+    out: list[Check] = []
+    overall = result.overall if isinstance(result, RevManSubgroupFit) else result
+    if a.overall.estimable is None:  # RevMan Web was asked not to show the total
+        pass
+    elif overall.estimable != a.overall.estimable:
+        problems.append(
+            f"overall estimable: engine {overall.estimable}, RevMan {a.overall.estimable}"
+        )
+    elif not overall.estimable and not overall.reason:
+        problems.append("overall not estimable but no reason given")
+    elif overall.estimable:
+        out += _fit_checks("overall", overall, a.overall.stored, a.source)
+    studies = list(overall.studies)
+    if isinstance(result, RevManSubgroupFit):
+        fits = dict(result.subgroups)
+        seen: Counter[str] = Counter()
+        studies = []
+        for s in a.studies:
+            label = s.subgroup or ""
+            studies.append(fits[label].studies[seen[label]])
+            seen[label] += 1
+        for g in a.subgroups:
+            if g.label not in fits:  # a subgroup without studies
+                if g.estimable:
+                    problems.append(f"subgroup {g.label}: no studies but RevMan estimated it")
+                continue
+            fit = fits[g.label]
+            if fit.estimable != g.estimable:
+                problems.append(f"subgroup {g.label} estimable: engine {fit.estimable}")
+            elif not fit.estimable and not fit.reason:
+                problems.append(f"subgroup {g.label} not estimable but no reason given")
+            elif fit.estimable:
+                out += _fit_checks(f"subgroup {g.label}", fit, g.stored, a.source)
+        for key, text in a.test.items():
+            got = getattr(result, key)
+            if got is None:  # fewer than two estimable subgroups: RevMan stores Q = 0
+                if float(text) != 0 and key not in ("test_p",):
+                    problems.append(f"test {key}: engine None, RevMan {text}")
+                continue
+            out.append(Check("test", key, float(got), text, a.source))
+    for s, fit in zip(a.studies, studies, strict=True):
+        where = f"study {s.study_id}"
+        if fit.estimable != s.estimable:
+            problems.append(f"{where} estimable: engine {fit.estimable}, RevMan {s.estimable}")
+            continue
+        if not fit.estimable:
+            if not fit.reason:
+                problems.append(f"{where} not estimable but no reason given")
+            if "weight" in s.stored:
+                out.append(Check(where, "weight", fit.weight, s.stored["weight"], a.source))
+            continue
+        values = {
+            "estimate": fit.estimate, "ci_lower": fit.ci_lower, "ci_upper": fit.ci_upper,
+            "weight": fit.weight, "se": fit.se,
+            "var": None if fit.se is None else fit.se**2,
+        }  # fmt: skip
+        for key, text in s.stored.items():
+            out.append(Check(where, key, values[key], text, a.source))
+    return out, problems
+
+
+def _is_df0_noise(a: OracleAnalysis, c: Check) -> bool:
+    return c.key in ("p_chi2", "i2") and (a.id, c.where) in DF0_NOISE
+
+
+# --- the tests ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("analysis", ANALYSES, ids=[a.id for a in ANALYSES])
+def test_reproduces_revman(analysis: OracleAnalysis) -> None:
+    """Estimate, CI, Z, P, Chi², df, I², tau², weights, each study's effect, CI and
+    weight, each subgroup, and the test for subgroup differences (all but the chi² tail
+    probabilities, tested below)."""
+    found, problems = checks(analysis)
+    bad = [
+        str(c) for c in found if c.key not in P_KEYS and not _is_df0_noise(analysis, c) and not c.ok
+    ]
+    assert not problems, problems
+    assert not bad, "\n".join(bad)
+    assert found or not analysis.overall.estimable
+
+
+def _p_params() -> list[object]:
+    out = []
+    for a in ANALYSES:
+        marks = []
+        if a.id in CHI2_P_APPROXIMATE:
+            marks.append(pytest.mark.xfail(strict=True, reason=CHI2_P_REASON))
+        out.append(pytest.param(a, id=a.id, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("analysis", _p_params())
+def test_chi2_p_values(analysis: OracleAnalysis) -> None:
+    """P(Chi²) of the heterogeneity test (overall, subgroups) and of the test for
+    subgroup differences, at the same tolerance as everything else."""
+    found, _ = checks(analysis)
+    bad = [str(c) for c in found if c.key in P_KEYS and not _is_df0_noise(analysis, c) and not c.ok]
+    assert not bad, "\n".join(bad)
+
+
+def test_chi2_p_close() -> None:
+    """RevMan's chi² tail probabilities are never below the exact ones and exceed them by
+    less than 5e-5 relative (so the engine's Chi² and df are RevMan's)."""
+    worst = 0.0
+    n = 0
+    for a in ANALYSES:
+        found, _ = checks(a)
+        for c in found:
+            if c.key not in P_KEYS or _is_df0_noise(a, c) or c.got is None:
+                continue
+            stored = float(c.stored)
+            n += 1
+            # RevMan's P = 1 - F(Chi²): ~1e-16 absolute cancellation error on top
+            slack = 5e-15 + (
+                0.0 if a.source == "rm5" else 0.5 * 10.0 ** -(8 if a.source == "csv" else 6)
+            )
+            assert -slack <= stored - c.got < 5e-5 * c.got + slack, (a.id, str(c))
+            worst = max(worst, (stored - c.got) / c.got)
+    assert n > 300
+    assert worst > 0
+
+
+@pytest.mark.parametrize(
+    ("analysis_id", "where"),
+    [pytest.param(*case, id=f"{case[0]}-{case[1]}") for case in sorted(DF0_NOISE)],
+)
+@pytest.mark.xfail(strict=True, reason=DF0_REASON)
+def test_df0_noise(analysis_id: str, where: str) -> None:
+    found, _ = checks(BY_ID[analysis_id])
+    mine = [c for c in found if c.where == where and c.key in ("p_chi2", "i2")]
+    assert mine
+    assert all(c.ok for c in mine), "\n".join(map(str, mine))
+
+
+def _fit_at(analysis_id: str, where: str) -> RevManFit:
+    result = run(BY_ID[analysis_id])
+    if isinstance(result, RevManSubgroupFit):
+        if where == "overall":
+            return result.overall
+        return dict(result.subgroups)[where.removeprefix("subgroup ")]
+    assert where == "overall"
+    return result
+
+
+def test_df0_noise_is_what_differs() -> None:
+    """The one-study results excluded above are exactly those whose stored P(Chi²) is 0
+    on df 0 (Chi² noise), and the engine reports Chi² = 0, P = 1, I² = 0 for them."""
+    noisy = set()
+    for a in ANALYSES:
+        groups = [("overall", a.overall)] + [(f"subgroup {g.label}", g) for g in a.subgroups]
+        for where, g in groups:
+            st = g.stored
+            if g.estimable and st.get("df") in ("0", "0.0") and st.get("p_chi2") in ("0", "0.0"):
+                noisy.add((a.id, where))
+    assert noisy == DF0_NOISE
+    for analysis_id, where in DF0_NOISE:
+        fit = _fit_at(analysis_id, where)
+        assert (fit.chi2, fit.df, fit.p_chi2, fit.i2) == (0.0, 0, 1.0, 0.0)
+
+
+def test_oracle_covers_the_files() -> None:
+    """Every analysis of every file is tested (counts from the README's description)."""
+    per_file = Counter(a.id.split("-")[0] for a in ANALYSES)
+    assert per_file["CD000023"] == 21
+    assert per_file["CD007868"] == 41
+    assert per_file["Fleiss1993"] == 2
+    assert per_file["CD004366"] == 27
+    assert sum(len(a.subgroups) for a in ANALYSES if a.id.startswith("CD008625")) == 112
+    assert sum(not a.overall.estimable for a in ANALYSES if a.source == "rm5") > 0
+
+
+# --- unit tests of the rules ---------------------------------------------------------------
+
+
+def dich(**kw: object) -> RevManSettings:
+    base: dict[str, object] = {"data_type": "dichotomous", "method": "MH", "measure": "RR"}
+    base.update(kw)
+    base.setdefault("random", False)
+    return RevManSettings(**base)  # type: ignore[arg-type]
+
+
+def test_zero_cell_adds_half_to_all_four_cells() -> None:
+    fit = revman_fit({"e1": [0, 4], "n1": [10, 20], "e2": [5, 6], "n2": [10, 20]}, dich())
+    study = fit.studies[0]
+    assert study.zero_cell_corrected and not fit.studies[1].zero_cell_corrected
+    a, b, c, d = 0.5, 10.5, 5.5, 5.5
+    assert study.yi == pytest.approx(math.log((a / (a + b)) / (c / (c + d))), rel=1e-14)
+    assert study.se == pytest.approx(math.sqrt(1 / a - 1 / (a + b) + 1 / c - 1 / (c + d)))
+    # ... and the corrected table enters the Mantel-Haenszel RR.
+    tables = [(a, b, c, d), (4, 16, 6, 14)]
+    num = sum(t[0] * (t[2] + t[3]) / sum(t) for t in tables)
+    den = sum(t[2] * (t[0] + t[1]) / sum(t) for t in tables)
+    assert fit.estimate == pytest.approx(num / den, rel=1e-14)
+
+
+def test_zero_non_events_are_corrected_too() -> None:
+    fit = revman_fit({"e1": [10], "n1": [10], "e2": [5], "n2": [10]}, dich(measure="OR"))
+    study = fit.studies[0]
+    assert study.zero_cell_corrected
+    assert study.yi == pytest.approx(math.log(10.5 * 5.5 / (0.5 * 5.5)))
+
+
+def test_double_zero_studies_are_left_out_of_ratios() -> None:
+    data = {"e1": [0, 3], "n1": [10, 12], "e2": [0, 5], "n2": [11, 12]}
+    for measure in ("RR", "OR"):
+        fit = revman_fit(data, dich(measure=measure))
+        assert fit.k == 1
+        assert not fit.studies[0].estimable
+        assert fit.studies[0].reason == "no events in either group"
+        assert fit.studies[0].weight == 0
+        assert fit.studies[1].weight == pytest.approx(100)
+    peto = revman_fit(data, dich(method="PETO", measure="OR"))
+    assert peto.k == 1 and not peto.studies[0].estimable
+
+
+def test_no_events_anywhere_is_not_estimable() -> None:
+    data = {"e1": [0, 0], "n1": [10, 12], "e2": [0, 0], "n2": [11, 12]}
+    fit = revman_fit(data, dich(random=True))
+    assert not fit.estimable and fit.k == 0
+    assert fit.reason is not None and "no events in any study" in fit.reason
+    assert fit.estimate is None and fit.tau2 is None and fit.chi2 is None
+
+
+def test_double_zero_counts_for_the_risk_difference() -> None:
+    data = {"e1": [0, 0], "n1": [10, 20], "e2": [0, 0], "n2": [12, 20]}
+    fit = revman_fit(data, dich(measure="RD"))
+    assert fit.estimable and fit.k == 2
+    assert fit.estimate == 0 and fit.chi2 == 0
+    # zero-cell corrected variances, so the interval is not empty
+    assert fit.ci_lower is not None and fit.ci_lower < 0 < fit.ci_upper  # type: ignore[operator]
+    s = fit.studies[0]
+    assert s.se == pytest.approx(math.sqrt(0.5 * 10.5 / 11**3 + 0.5 * 12.5 / 13**3))
+
+
+def test_everybody_had_the_event_gives_rr_one() -> None:
+    fit = revman_fit({"e1": [7, 3], "n1": [7, 10], "e2": [9, 6], "n2": [9, 10]}, dich())
+    assert fit.studies[0].estimate == 1.0
+    assert fit.studies[0].se == pytest.approx(math.sqrt(1 / 7.5 - 1 / 8 + 1 / 9.5 - 1 / 10))
+    odds = revman_fit(
+        {"e1": [7, 3], "n1": [7, 10], "e2": [9, 6], "n2": [9, 10]}, dich(measure="OR")
+    )
+    assert not odds.studies[0].estimable
+
+
+def test_peto_odds_ratio() -> None:
+    e1, n1, e2, n2 = [3, 10], [20, 40], [7, 12], [21, 38]
+    fit = revman_fit({"e1": e1, "n1": n1, "e2": e2, "n2": n2}, dich(method="PETO", measure="OR"))
+    oe, var = [], []
+    for a, m1, c, m2 in zip(e1, n1, e2, n2, strict=True):
+        n, ev = m1 + m2, a + c
+        oe.append(a - m1 * ev / n)
+        var.append(m1 * m2 * ev * (n - ev) / (n**2 * (n - 1)))
+    assert fit.log_estimate == pytest.approx(sum(oe) / sum(var), rel=1e-14)
+    assert fit.se == pytest.approx(1 / math.sqrt(sum(var)), rel=1e-14)
+    q = sum(o**2 / v for o, v in zip(oe, var, strict=True)) - sum(oe) ** 2 / sum(var)
+    assert fit.chi2 == pytest.approx(q, rel=1e-12)
+    assert fit.studies[0].yi == pytest.approx(oe[0] / var[0])
+    assert [s.weight for s in fit.studies] == pytest.approx([100 * v / sum(var) for v in var])
+    with pytest.raises(AnalysisError, match="fixed-effect only"):
+        dich(method="PETO", measure="OR", random=True)
+
+
+def test_smd_uses_revmans_hedges_g() -> None:
+    data = {"m1": [10.0], "sd1": [2.0], "n1": [15], "m2": [12.0], "sd2": [3.0], "n2": [12]}
+    s = RevManSettings("continuous", "IV", "SMD", random=False)
+    fit = revman_fit(data, s)
+    n = 27
+    sp = math.sqrt((14 * 4 + 11 * 9) / 25)
+    g = -2 / sp * (1 - 3 / (4 * n - 9))
+    assert fit.studies[0].yi == pytest.approx(g, rel=1e-14)
+    assert fit.studies[0].se == pytest.approx(math.sqrt(n / (15 * 12) + g**2 / (2 * (n - 3.94))))
+
+
+GENERIC = {"estimate": [0.1, 0.5, -0.2, 0.35, 0.9], "se": [0.2, 0.15, 0.3, 0.25, 0.4]}
+
+
+def test_reml_hksj_and_prediction_follow_metafor() -> None:
+    """RevMan Web's REML tau², HKSJ interval and prediction interval (no stored RevMan
+    numbers exercise them; metafor's rma(..., test="knha") + predict() are the reference,
+    via trialpool.pooling, which mirrors metafor)."""
+    from trialpool import pooling
+
+    y, se = np.array(GENERIC["estimate"]), np.array(GENERIC["se"])
+    for tau2_method in ("DL", "REML"):
+        s = RevManSettings(
+            "generic", "IV", "MD", random=True, tau2_method=tau2_method, ci_method="HKSJ",  # type: ignore[arg-type]
+            prediction=True,
+        )  # fmt: skip
+        fit = revman_fit(GENERIC, s)
+        ref = pooling.rma(y, se**2, method=tau2_method, hksj=True, tau2_ci=False)
+        assert fit.tau2 == pytest.approx(ref.tau2, rel=1e-9, abs=1e-12)
+        assert fit.estimate == pytest.approx(ref.beta, rel=1e-9)
+        assert fit.se == pytest.approx(ref.se, rel=1e-9)
+        assert fit.ci_lower == pytest.approx(ref.ci_lb, rel=1e-9)
+        assert fit.ci_upper == pytest.approx(ref.ci_ub, rel=1e-9)
+        assert fit.z == pytest.approx(abs(ref.zval), rel=1e-9)
+        assert fit.p == pytest.approx(ref.pval, rel=1e-9)
+        assert fit.pi_lower == pytest.approx(ref.pi_lb, rel=1e-9)
+        assert fit.pi_upper == pytest.approx(ref.pi_ub, rel=1e-9)
+        assert fit.i2 == pytest.approx(ref.i2, rel=1e-9, abs=1e-12)
+        assert fit.chi2 == pytest.approx(ref.q, rel=1e-12)
+
+
+def test_wald_prediction_interval_and_ratio_display() -> None:
+    s = RevManSettings("generic", "IV", "HR", random=True, prediction=True, log_data=True)
+    fit = revman_fit(GENERIC, s)
+    assert fit.log_estimate is not None and fit.tau2 is not None and fit.se is not None
+    half = 1.959963984540054 * math.sqrt(fit.se**2 + fit.tau2)
+    assert fit.pi_lower == pytest.approx(math.exp(fit.log_estimate - half))
+    assert fit.pi_upper == pytest.approx(math.exp(fit.log_estimate + half))
+    assert fit.estimate == pytest.approx(math.exp(fit.log_estimate))
+    assert revman_fit(GENERIC, RevManSettings("generic", "IV", "HR", random=True)).pi_lower is None
+
+
+def test_single_study_is_its_own_result() -> None:
+    s = RevManSettings("generic", "IV", "MD", random=True, ci_method="HKSJ", prediction=True)
+    fit = revman_fit({"estimate": [0.4], "se": [0.2]}, s)
+    assert (fit.estimate, fit.se, fit.chi2, fit.df, fit.p_chi2, fit.i2, fit.tau2) == (
+        0.4, 0.2, 0.0, 0, 1.0, 0.0, 0.0,
+    )  # fmt: skip
+    assert fit.pi_lower is None
+    assert fit.ci_lower == pytest.approx(0.4 - 1.959963984540054 * 0.2)
+
+
+def test_subgroups_weights_and_test() -> None:
+    labels = ["a", "a", "b", "b", "b"]
+    s = RevManSettings("generic", "IV", "MD", random=True)
+    res = revman_fit_subgroups(GENERIC, labels, s)
+    subs = dict(res.subgroups)
+    assert [g for g, _ in res.subgroups] == ["a", "b"]
+    total = sum(st.weight for st in res.overall.studies)
+    assert total == pytest.approx(100)
+    assert subs["a"].weight == pytest.approx(sum(st.weight for st in subs["a"].studies))
+    assert [st.weight for st in res.overall.studies] == [
+        st.weight for g in ("a", "b") for st in subs[g].studies
+    ]
+    theta = np.array([subs[g].log_estimate for g in ("a", "b")], dtype=float)
+    w = 1 / np.array([subs[g].se for g in ("a", "b")], dtype=float) ** 2
+    mean = (w * theta).sum() / w.sum()
+    assert res.test_chi2 == pytest.approx(float((w * (theta - mean) ** 2).sum()), rel=1e-12)
+    assert res.test_df == 1
+    only = revman_fit_subgroups(
+        GENERIC, labels, RevManSettings("generic", "IV", "MD", True, totals="subgroups")
+    )
+    for _, fit in only.subgroups:
+        assert fit.weight == 100
+        assert sum(st.weight for st in fit.studies) == pytest.approx(100)
+    assert only.overall.log_estimate == pytest.approx(mean, rel=1e-12)
+    none = revman_fit_subgroups(
+        GENERIC, labels, RevManSettings("generic", "IV", "MD", True, totals="none")
+    )
+    assert not none.overall.estimable and none.test_chi2 is None
+    assert all(not f.estimable and f.reason for _, f in none.subgroups)
+    assert all(st.weight == 0 and st.estimable for st in none.overall.studies)
+
+
+def test_one_estimable_subgroup_has_no_test() -> None:
+    data = {"e1": [0, 3, 4], "n1": [10, 12, 15], "e2": [0, 5, 6], "n2": [11, 12, 15]}
+    res = revman_fit_subgroups(data, ["x", "y", "y"], dich())
+    subs = dict(res.subgroups)
+    assert not subs["x"].estimable and subs["x"].reason
+    assert res.test_chi2 is None and res.test_p is None
+
+
+def test_totals_not_requested() -> None:
+    data = {"estimate": [0.1, 0.2], "se": [0.1, 0.1]}
+    for totals in ("subgroups", "none"):
+        fit = revman_fit(data, RevManSettings("generic", "IV", "MD", False, totals=totals))  # type: ignore[arg-type]
+        assert not fit.estimable and fit.reason and fit.k == 2
+        assert all(st.estimable and st.weight == 0 for st in fit.studies)
+
+
+@pytest.mark.parametrize(
+    ("data", "settings", "message"),
+    [
+        ({"e1": [11], "n1": [10], "e2": [1], "n2": [10]}, dich(), "11 events out of 10"),
+        ({"e1": [-1], "n1": [10], "e2": [1], "n2": [10]}, dich(), "-1 events"),
+        ({"e1": [0], "n1": [0], "e2": [1], "n2": [10]}, dich(), "0 participants"),
+        ({"e1": [1], "n1": [10], "e2": [math.nan], "n2": [10]}, dich(), "e2 is missing"),
+        ({"e1": [1, 2], "n1": [10], "e2": [1], "n2": [10]}, dich(), "one value per study"),
+        ({"e1": [1], "n1": [10], "e2": [1]}, dich(), "missing input column"),
+        (
+            {"m1": [1], "sd1": [0], "n1": [10], "m2": [1], "sd2": [1], "n2": [10]},
+            RevManSettings("continuous", "IV", "MD", False),
+            "standard deviation 0",
+        ),
+        (
+            {"m1": [1], "sd1": [1], "n1": [-3], "m2": [1], "sd2": [1], "n2": [10]},
+            RevManSettings("continuous", "IV", "SMD", False),
+            "-3 participants",
+        ),
+        (
+            {"estimate": [0.1], "se": [0.0]},
+            RevManSettings("generic", "IV", "MD", False),
+            "not positive",
+        ),
+    ],
+)
+def test_impossible_input_is_an_analysis_error(
+    data: dict[str, list[float]], settings: RevManSettings, message: str
+) -> None:
+    with pytest.raises(AnalysisError, match=message):
+        revman_fit(data, settings)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data_type": "dichotomous", "method": "PETO", "measure": "RD", "random": False},
+        {"data_type": "continuous", "method": "MH", "measure": "MD", "random": False},
+        {"data_type": "dichotomous", "method": "MH", "measure": "MD", "random": False},
+        {"data_type": "generic", "method": "MH", "measure": "HR", "random": False},
+        {
+            "data_type": "continuous",
+            "method": "IV",
+            "measure": "MD",
+            "random": False,
+            "ci_method": "HKSJ",
+        },
+        {
+            "data_type": "continuous",
+            "method": "IV",
+            "measure": "MD",
+            "random": False,
+            "prediction": True,
+        },
+        {"data_type": "continuous", "method": "IV", "measure": "MD", "random": True, "level": 95},
+    ],
+)
+def test_impossible_settings_are_an_analysis_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises(AnalysisError):
+        RevManSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_subgroup_labels_must_match_the_studies() -> None:
+    with pytest.raises(AnalysisError, match="one per study"):
+        revman_fit_subgroups(GENERIC, ["a"], RevManSettings("generic", "IV", "MD", False))
