@@ -357,7 +357,6 @@ class _Pooled:
     df: int
     i2: float
     weights: FloatArray  # unnormalised, for the pooled studies (in index order)
-    scale: float  # HKSJ variance scale s² (1 without HKSJ)
 
 
 @dataclass(frozen=True)
@@ -411,8 +410,9 @@ def _mh(e: _Effects, idx: NDArray[np.intp], measure: str) -> tuple[float, float,
 
 
 def _tau2_reml(y: FloatArray, v: FloatArray) -> float:
-    """REML tau² (Viechtbauer 2005), metafor's Fisher scoring via trialpool.pooling."""
-    from trialpool import pooling
+    """REML tau² (Viechtbauer 2005) by metafor's Fisher scoring, as trialpool.pooling's
+    ``rma`` replicates it (imported here: only REML analyses need it)."""
+    from trialpool.stats import pooling
 
     return float(pooling.rma(y, v, method="REML", tau2_ci=False).tau2)
 
@@ -432,7 +432,7 @@ def _pool(e: _Effects, idx: NDArray[np.intp], s: RevManSettings) -> _Pooled:
     k = idx.size
     w = 1 / v
     if k == 1:
-        return _Pooled(1, float(y[0]), math.sqrt(float(v[0])), 0.0, 0.0, 0, 0.0, w, 1.0)
+        return _Pooled(1, float(y[0]), math.sqrt(float(v[0])), 0.0, 0.0, 0, 0.0, w)
     if s.method == "MH":
         theta, se, wts = _mh(e, idx, s.measure)
     else:  # IV and Peto (Peto: y = (O-E)/V, v = 1/V, so the IV formulas are RM5 §1.4's)
@@ -443,7 +443,6 @@ def _pool(e: _Effects, idx: NDArray[np.intp], s: RevManSettings) -> _Pooled:
     df = k - 1
     i2 = _i2(q, df)
     tau2 = 0.0
-    scale = 1.0
     if s.random:
         if s.tau2_method == "REML":
             tau2 = _tau2_reml(y, v)
@@ -455,9 +454,8 @@ def _pool(e: _Effects, idx: NDArray[np.intp], s: RevManSettings) -> _Pooled:
         theta = float((wts * y).sum() / wts.sum())
         se = math.sqrt(1 / wts.sum())
         if s.ci_method == "HKSJ":
-            scale = float((wts * (y - theta) ** 2).sum() / df)
-            se *= math.sqrt(scale)
-    return _Pooled(k, theta, se, tau2, q, df, i2, wts, scale)
+            se *= math.sqrt(float((wts * (y - theta) ** 2).sum() / df))
+    return _Pooled(k, theta, se, tau2, q, df, i2, wts)
 
 
 def _infer(theta: float, se: float, k: int, tau2: float, s: RevManSettings) -> _Inference:
