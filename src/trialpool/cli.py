@@ -120,7 +120,7 @@ def report(
     ] = None,
 ) -> None:
     """Validate, pool every analysis of the plan, and write figures and the report."""
-    from trialpool.report.build import run_report
+    from trialpool.report.writer import run_report
 
     raise typer.Exit(run_report(descriptor, plan=plan, out=out, console=console))
 

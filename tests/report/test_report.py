@@ -28,7 +28,7 @@ from trialpool.analysis import pooled as analysis
 from trialpool.analysis.plan import parse_plan
 from trialpool.errors import ValidationFailedError
 from trialpool.package.loader import load_package
-from trialpool.report.build import (
+from trialpool.report.writer import (
     HTML_NAME,
     MARKER_NAME,
     MD_NAME,
@@ -233,8 +233,8 @@ def test_bundled_report_states_the_data_status_of_every_analysis(bundled_report:
         assert f'id="analysis-{entry["id"]}"' in text, entry["id"]
     assert "no extractable data yet" in text
     assert "k = 1: not pooled (only Lin 2017)" in text
-    assert "Needs </strong>per-arm MELD score at 24 weeks" in text
-    assert "funnel plot and Egger&#x27;s test not shown (need k ≥ 10)" in text
+    assert "Needs</strong> per-arm MELD score at 24 weeks" in text
+    assert "funnel plot and Egger's test not shown (need k ≥ 10)" in text
     assert "msc-aclf-trials" in text and "trialpool" in text
     assert "Known limits of the sources" in text  # the plan's caveats
     assert "Derived: Lin 2017, msc, death at 24 weeks" in text  # derived rows listed
@@ -368,7 +368,7 @@ def test_bcg_every_figure_type(bcg_report: tuple[Path, Path]) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (figures / (png.stem + ".svg")).is_file()
     text = (out / HTML_NAME).read_text(encoding="utf-8")
-    assert "Egger&#x27;s regression test" in text
+    assert "Egger's regression test" in text
     assert text.count("data:image/png;base64,") == len(list(figures.glob("*.png")))
     assert "Leave-one-out" in text and "Studentized residual" in text
 
@@ -425,7 +425,10 @@ def test_metadat_fixture_report_equals_engine(descriptor: Path, tmp_path: Path) 
     assert run_report(descriptor, plan=None, out=out, console=_quiet()) == 0
     text = (out / HTML_NAME).read_text(encoding="utf-8")
     pkg = load_package(descriptor)
-    from trialpool.report.build import _effect, _resolve_plan, _settings, pool
+    from trialpool.analysis.runs import pool
+    from trialpool.analysis.runs import settings_for as _settings
+    from trialpool.report.format import effect as _effect
+    from trialpool.report.writer import resolve_plan as _resolve_plan
 
     plan, _ = _resolve_plan(None, pkg)
     pooled = 0
@@ -484,7 +487,7 @@ def test_report_names_controls_left_out_by_the_comparator_restriction(tmp_path: 
         "placebo or unclear only): Bach 1996 (control: shorter exposure to MSC)."
     )
     assert text.count(line) == 2  # the pooled analysis and the one without data
-    needs = re.findall(r"Needs </strong>[^<]*", text)
+    needs = re.findall(r"Needs</strong>[^<]*", text)
     assert needs and not any("Bach 1996" in n for n in needs)
 
 
@@ -538,7 +541,7 @@ def test_formula_in_a_label_is_neutralised(planted_report: Path) -> None:
 def test_forced_failure_leaves_no_folder(
     make_package: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trialpool.report.build as report
+    import trialpool.report.writer as report
 
     descriptor = make_package()
     real = report.run_analysis
@@ -563,7 +566,7 @@ def test_forced_failure_leaves_no_folder(
 def test_previous_report_kept_on_failure_and_replaced_on_success(
     make_package: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trialpool.report.build as report
+    import trialpool.report.writer as report
 
     descriptor = make_package()
     parent = tmp_path / "o"
