@@ -1,5 +1,11 @@
 """Stage 5, report: what people read — sections, figures, tables, exports, the writer.
 
+``writer`` drives ``trialpool report``; ``sections/`` builds each section (one module
+each) as the nodes of ``document``, which writes them as Markdown (report.md);
+``render`` turns that Markdown into the self-contained report.html (markdown-it);
+``format`` writes the numbers; ``output`` keeps the output folder safe; ``context``
+is what the sections share; ``figures/`` draws, ``exports`` writes the CSVs and
+reproduce.R.
 May import every stage below it (``analysis``, ``stats``, ``validate``, ``package``) and
 ``trialpool.errors``; nothing imports it except ``trialpool.cli``.
 """
