@@ -57,6 +57,7 @@ def build_package(
     (dest / "schemas").mkdir(exist_ok=True)
     for resource in template["resources"]:
         schema_rel = resource["schema"]
+        (dest / schema_rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / schema_rel, dest / schema_rel)
         target = dest / resource["path"]
         source = data_dir / Path(resource["path"]).name

@@ -125,6 +125,26 @@ def report(
     raise typer.Exit(run_report(descriptor, plan=plan, out=out, console=console))
 
 
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder to create the empty package in.")],
+    title: Annotated[str | None, typer.Option("--title", help="Title of the package.")] = None,
+    extension: Annotated[
+        list[str] | None,
+        typer.Option("--extension", help="Topic extension to include (repeatable), e.g. msc."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing package in FOLDER.")
+    ] = False,
+) -> None:
+    """Create an empty package that conforms to the core schema (and the extensions named)."""
+    from trialpool.contrib.init import run_init
+
+    raise typer.Exit(
+        run_init(folder, title=title, extensions=extension or [], force=force, console=console)
+    )
+
+
 @app.command("new-study")
 def new_study(
     study_id: Annotated[str, typer.Argument(help="Identifier of the new study, e.g. smith2026.")],

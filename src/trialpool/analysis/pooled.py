@@ -101,20 +101,22 @@ def _enum(pkg: Package, resource: str, field: str) -> list[str]:
 
 
 def outcome_kind(pkg: Package, outcome: str) -> OutcomeKind:
-    """``continuous`` or ``dichotomous`` from the package's schema vocabularies.
+    """``continuous`` or ``dichotomous``: the outcome's ``data_type`` in ``outcomes``.
 
-    Raises AnalysisError (listing the valid codes) for a code neither schema allows.
+    Raises AnalysisError (listing the package's codes) for an outcome the package does not
+    define, and for a generic outcome (study-level estimates), which these per-arm
+    analyses cannot pool.
     """
-    cont = _enum(pkg, "continuous_outcomes", "outcome")
-    dich = _enum(pkg, "dichotomous_outcomes", "outcome")
-    if outcome in cont:
-        return "continuous"
-    if outcome in dich:
-        return "dichotomous"
-    raise AnalysisError(
-        f"unknown outcome {outcome!r}; valid codes: continuous {', '.join(cont) or '(none)'}; "
-        f"dichotomous {', '.join(dich) or '(none)'}"
-    )
+    kinds = outcomes_of(pkg)
+    kind = kinds.get(outcome)
+    if kind is None:
+        cont = [c for c, k in kinds.items() if k == "continuous"]
+        dich = [c for c, k in kinds.items() if k == "dichotomous"]
+        raise AnalysisError(
+            f"unknown outcome {outcome!r}; valid codes: continuous {', '.join(cont) or '(none)'}; "
+            f"dichotomous {', '.join(dich) or '(none)'}"
+        )
+    return kind
 
 
 def _check_request(kind: OutcomeKind, outcome: str, measure: str, method: str, hksj: bool) -> None:
@@ -178,18 +180,52 @@ def _by_study(records: list[Row]) -> dict[str, list[Row]]:
     return out
 
 
-def _primary_arms(arms: list[Row]) -> tuple[Row | None, Row | None, str]:
-    """(intervention arm, control arm, problem) of one study's primary comparison."""
-    prim = [a for a in arms if a.get("primary_comparison") is True]
-    inter = [a for a in prim if a.get("role") == "intervention"]
-    ctrl = [a for a in prim if a.get("role") == "control"]
-    if len(inter) != 1 or len(ctrl) != 1:
-        problem = (
-            "needs exactly one primary intervention and one primary control arm "
-            f"(has {len(inter)} and {len(ctrl)})"
-        )
-        return None, None, problem
-    return inter[0], ctrl[0], ""
+def _arms_by_study(pkg: Package) -> dict[str, dict[str, Row]]:
+    """Arms by study and arm id, each with the fields of extension tables keyed by
+    (study_id, arm_id) merged in (e.g. ``msc_arms``: cell_source, origin, route)."""
+    out: dict[str, dict[str, Row]] = {}
+    for rec in _records(pkg.table("arms")):
+        out.setdefault(str(rec["study_id"]), {})[str(rec["arm_id"])] = rec
+    for name in pkg.extension_arm_tables():
+        for rec in _records(pkg.table(name)):
+            arm = out.get(str(rec.get("study_id")), {}).get(str(rec.get("arm_id")))
+            if arm is not None:
+                for key, value in rec.items():
+                    arm.setdefault(key, value)
+    return out
+
+
+def _comparisons_by_study(pkg: Package) -> dict[str, list[Row]]:
+    if not pkg.has("comparisons"):
+        return {}
+    return _by_study(_records(pkg.table("comparisons")))
+
+
+def _select_comparison(
+    comparisons: list[Row], arms: dict[str, Row], label: str | None
+) -> tuple[Row | None, Row | None, str]:
+    """(experimental arm, control arm, problem) of the study's comparison for an analysis.
+
+    With ``label``, the study's one comparison with that label; without, its primary
+    comparison (or its only comparison when none is flagged primary).
+    """
+    if label is not None:
+        chosen = [c for c in comparisons if c.get("label") == label]
+        what = f"comparison {label!r}"
+    else:
+        chosen = [c for c in comparisons if c.get("primary") is True]
+        if not chosen and len(comparisons) == 1:
+            chosen = comparisons
+        what = "primary comparison"
+    if len(chosen) != 1:
+        have = "none" if not chosen else f"{len(chosen)}"
+        return None, None, f"needs exactly one {what} (has {have})"
+    comp = chosen[0]
+    exp = arms.get(str(comp.get("experimental_arm_id")))
+    ctl = arms.get(str(comp.get("control_arm_id")))
+    if exp is None or ctl is None:
+        return None, None, f"{what} names an arm that is not in arms"
+    return exp, ctl, ""
 
 
 def _is_derived(row: Row) -> bool:
@@ -212,15 +248,19 @@ def _comparator_of(control: Row, comparators: Sequence[str] | None) -> str | Non
 
 
 def comparator_left_out(
-    pkg: Package, comparators: Sequence[str] | None = DEFAULT_COMPARATORS
+    pkg: Package,
+    comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
+    comparison: str | None = None,
 ) -> dict[str, str]:
-    """Studies whose primary control arm's comparator_type is not in ``comparators``:
+    """Studies whose control arm (of the primary comparison, or of the comparison labelled
+    ``comparison``) has a comparator_type not in ``comparators``:
     ``{study_id: comparator_type}`` (empty for ``comparators=None``)."""
     if comparators is None or not pkg.has("arms"):
         return {}
     out: dict[str, str] = {}
-    for sid, arms in _by_study(_records(pkg.table("arms"))).items():
-        _, control, _ = _primary_arms(arms)
+    arms_by_study = _arms_by_study(pkg)
+    for sid, comps in _comparisons_by_study(pkg).items():
+        _, control, _ = _select_comparison(comps, arms_by_study.get(sid, {}), comparison)
         kind = None if control is None else _comparator_of(control, comparators)
         if kind is not None:
             out[sid] = kind
@@ -237,15 +277,25 @@ def comparator_text(kind: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _weeks(row: Row) -> float | None:
+    value = row.get("timepoint_weeks")
+    return None if value is None else float(value)
+
+
 def _pick_timepoint(rows: list[Row], timepoint: float | None) -> tuple[list[Row], float | None]:
-    """Rows at ``timepoint``; without one, the study's latest follow-up (> 0 weeks)."""
+    """Rows at ``timepoint`` weeks; without one, the study's latest follow-up (> 0 weeks),
+    or, when no row states its weeks, the rows of the study's one time point code."""
     if timepoint is not None:
-        return [r for r in rows if math.isclose(float(r["timepoint_weeks"]), timepoint)], timepoint
-    follow = sorted({float(r["timepoint_weeks"]) for r in rows if float(r["timepoint_weeks"]) > 0})
+        at = [r for r in rows if _weeks(r) is not None and math.isclose(_weeks(r), timepoint)]
+        return at, timepoint
+    follow = sorted({w for r in rows if (w := _weeks(r)) is not None and w > 0})
     if not follow:
+        codes = {r.get("timepoint") for r in rows if _weeks(r) is None}
+        if len(codes) == 1:
+            return [r for r in rows if _weeks(r) is None], None
         return [], None
     latest = follow[-1]
-    return [r for r in rows if math.isclose(float(r["timepoint_weeks"]), latest)], latest
+    return [r for r in rows if (w := _weeks(r)) is not None and math.isclose(w, latest)], latest
 
 
 def _continuous_arm(
@@ -288,9 +338,11 @@ def arm_pairs(
     include_derived: bool = True,
     convert_medians: bool = True,
     comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
+    comparison: str | None = None,
 ) -> pd.DataFrame:
-    """One row per study with usable data: group 1 = the primary intervention (MSC) arm,
-    group 2 = the primary control arm, for ``outcome`` at ``timepoint`` (weeks).
+    """One row per study with usable data: group 1 = the experimental arm, group 2 = the
+    control arm of the study's comparison (its primary comparison, or the one labelled
+    ``comparison``; see ``comparisons``), for ``outcome`` at ``timepoint`` (weeks).
 
     Only studies whose primary control arm's ``comparator_type`` is in ``comparators``
     are used (default :data:`DEFAULT_COMPARATORS`; ``None`` keeps every control); a study
@@ -315,7 +367,8 @@ def arm_pairs(
     frame = pkg.table(resource) if pkg.has(resource) else pd.DataFrame()
     data = [r for r in _records(frame) if r.get("outcome") == outcome]
     data_by_study = _by_study(data)
-    arms_by_study = _by_study(_records(pkg.table("arms")))
+    arms_by_study = _arms_by_study(pkg)
+    comparisons_by_study = _comparisons_by_study(pkg)
     notes: list[str] = []
     missing: list[str] = []
     records: list[dict[str, Any]] = []
@@ -329,10 +382,13 @@ def arm_pairs(
         notes.append(f"left out by design (analysis restricted to {', '.join(designs)}): {names}")
     for sid in eligible:
         label = _label(studies, sid)
-        arm1, arm2, problem = _primary_arms(arms_by_study.get(sid, []))
+        arm1, arm2, problem = _select_comparison(
+            comparisons_by_study.get(sid, []), arms_by_study.get(sid, {}), comparison
+        )
         if arm1 is None or arm2 is None:
-            notes.append(f"{label}: {problem}")
-            missing.append(f"{label}: a primary intervention and control arm")
+            if comparison is None or sid in data_by_study:
+                notes.append(f"{label}: {problem}")
+                missing.append(f"{label}: a comparison of an experimental and a control arm")
             continue
         comparator = _comparator_of(arm2, comparators)
         if comparator is not None:
@@ -1035,10 +1091,17 @@ def run_pool(
 
 
 def outcomes_of(pkg: Package) -> dict[str, OutcomeKind]:
-    """Every outcome code the package's schemas allow, with its kind."""
+    """Every per-arm outcome the package defines (``outcomes``), with its kind, in order.
+
+    Generic outcomes (study-level effect estimates only) are not listed: they have no
+    per-arm data to pair.
+    """
+    if not pkg.has("outcomes"):
+        return {}
     out: dict[str, OutcomeKind] = {}
-    for code in _enum(pkg, "continuous_outcomes", "outcome"):
-        out[code] = "continuous"
-    for code in _enum(pkg, "dichotomous_outcomes", "outcome"):
-        out[code] = "dichotomous"
+    for rec in _records(pkg.table("outcomes")):
+        if rec.get("data_type") == "continuous":
+            out[str(rec["outcome_id"])] = "continuous"
+        elif rec.get("data_type") == "dichotomous":
+            out[str(rec["outcome_id"])] = "dichotomous"
     return out

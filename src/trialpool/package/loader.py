@@ -138,6 +138,27 @@ class Package:
     def has(self, name: str) -> bool:
         return name in self.resources
 
+    @property
+    def extensions(self) -> list[str]:
+        """The topic extensions the descriptor declares (``"extensions": [...]``)."""
+        raw = self.descriptor.get("extensions")
+        return [str(x) for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
+
+    def extension_arm_tables(self) -> list[str]:
+        """Resources of declared extensions that add fields to arms (keyed by study_id,
+        arm_id), e.g. ``msc_arms``."""
+        from trialpool.package.core import extended_resource, extensions
+
+        known = extensions()
+        return [
+            res.name
+            for name in self.extensions
+            if name in known
+            for res in known[name].resources
+            if res.name in self.resources
+            and extended_resource(self.resources[res.name].schema) == "arms"
+        ]
+
     def table(self, name: str) -> pd.DataFrame:
         """The resource as a typed frame (nullable dtypes; empty cells are <NA>).
 

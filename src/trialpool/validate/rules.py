@@ -21,20 +21,24 @@ from trialpool.validate.issues import Collector
 #: one line per trialpool rule: what it checks
 RULES: dict[str, str] = {
     "n-analysed-exceeds-randomised": "arms: n_analysed <= n_randomised",
-    "missing-dose-unit": "arms: dose_unit is given when a dose is given",
-    "dose-range-without-lower": "arms: dose_per_infusion_max needs dose_per_infusion",
-    "dose-range-reversed": "arms: dose_per_infusion_max >= dose_per_infusion",
-    "missing-comparator-type": "arms: a control arm states comparator_type (unclear when the "
-    "sources do not say; not not_applicable)",
-    "comparator-type-on-intervention": "arms: an intervention arm's comparator_type is "
-    "not_applicable or empty",
-    "missing-control-arm": "every study has at least one control arm",
-    "missing-intervention-arm": "every study has at least one intervention arm",
-    "primary-comparison": "exactly one intervention and one control arm per study have "
-    "primary_comparison true",
+    "missing-dose-unit": "msc extension, msc_arms: dose_unit is given when a dose is given",
+    "dose-range-without-lower": "msc extension, msc_arms: dose_per_infusion_max needs "
+    "dose_per_infusion",
+    "dose-range-reversed": "msc extension, msc_arms: dose_per_infusion_max >= dose_per_infusion",
+    "missing-comparator-type": "arms: an arm that is the control of a comparison states "
+    "comparator_type (unclear when the sources do not say; not not_applicable)",
+    "comparator-type-on-intervention": "arms: an arm that is only ever experimental has "
+    "comparator_type not_applicable or empty",
+    "comparison-same-arm": "comparisons: the experimental and the control arm differ",
+    "duplicate-comparison": "comparisons: a study compares the same two arms under one label once",
+    "study-without-comparison": "every study with arms has at least one comparison",
+    "primary-comparison": "at most one comparison per study has primary true",
+    "outcome-wrong-type": "per-arm outcome rows name an outcome of their table's data_type "
+    "(continuous_outcomes: continuous; dichotomous_outcomes: dichotomous)",
+    "unknown-outcome": "published_results.outcome_code, when given, is an outcomes.outcome_id",
     "events-exceed-total": "dichotomous outcomes: events <= total",
     "sd-not-positive": "continuous outcomes: sd > 0",
-    "se-not-positive": "continuous outcomes: se > 0",
+    "se-not-positive": "continuous outcomes and effect estimates: se > 0",
     "missing-statistic-value": "continuous outcomes: the columns the statistic needs are "
     "given (mean_sd: mean, sd; mean_se: mean, se; median_iqr: median, q1, q3; "
     "median_range: median, min, max; change_mean_sd: mean, sd)",
@@ -49,7 +53,8 @@ RULES: dict[str, str] = {
     "blank-value": "required text fields are not whitespace only",
     "unknown-study": "claims.study_id is a studies.study_id or a screening.study_id",
     "judgement-not-for-tool": "a bias judgement is a level of its tool",
-    "domain-not-for-tool": "a bias domain belongs to its tool",
+    "domain-not-for-tool": "a bias domain belongs to its tool (when the schema lists the "
+    "domains of each tool)",
     "missing-reason": "screening: reason given unless the decision is include",
 }
 
@@ -64,6 +69,12 @@ STATISTIC_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 OUTCOME_RESOURCES = ("continuous_outcomes", "dichotomous_outcomes")
+
+#: resources whose rows cite a source value (verification, derivation, locator)
+VALUE_RESOURCES = (*OUTCOME_RESOURCES, "effect_estimates")
+
+#: per-arm outcome table -> the outcomes.data_type its rows must have
+OUTCOME_TYPE = {"continuous_outcomes": "continuous", "dichotomous_outcomes": "dichotomous"}
 
 
 def enum_of(resource: Resource | None, name: str) -> list[str]:
@@ -178,8 +189,12 @@ def _row_rules(package: Package) -> list[RowRule]:
                     f"({_fmt(r['n_randomised'])})"
                 ),
             ),
+        ]
+
+    if "msc_arms" in res:  # the msc extension's rules
+        rules += [
             RowRule(
-                "arms",
+                "msc_arms",
                 "missing-dose-unit",
                 "dose_unit",
                 ("dose_per_infusion", "dose_per_infusion_max", "dose_unit"),
@@ -190,7 +205,7 @@ def _row_rules(package: Package) -> list[RowRule]:
                 lambda r: "a dose is given but dose_unit is empty",
             ),
             RowRule(
-                "arms",
+                "msc_arms",
                 "dose-range-without-lower",
                 "dose_per_infusion",
                 ("dose_per_infusion", "dose_per_infusion_max"),
@@ -201,7 +216,7 @@ def _row_rules(package: Package) -> list[RowRule]:
                 ),
             ),
             RowRule(
-                "arms",
+                "msc_arms",
                 "dose-range-reversed",
                 "dose_per_infusion_max",
                 ("dose_per_infusion", "dose_per_infusion_max"),
@@ -212,9 +227,6 @@ def _row_rules(package: Package) -> list[RowRule]:
                 ),
             ),
         ]
-
-    if "arms" in res:
-        rules += _comparator_rules(res["arms"])
 
     if "dichotomous_outcomes" in res:
         rules.append(
@@ -279,7 +291,11 @@ def _row_rules(package: Package) -> list[RowRule]:
             ),
         ]
 
-    for name in OUTCOME_RESOURCES:
+    effect = res.get("effect_estimates")
+    if effect is not None and "se" in effect.field_names:
+        rules.append(_positive_rule(effect, "se", "se-not-positive"))
+
+    for name in VALUE_RESOURCES:
         resource = res.get(name)
         if resource is None:
             continue
@@ -305,7 +321,7 @@ def _row_rules(package: Package) -> list[RowRule]:
         for fname, spec in fields.items():
             constraints = spec.get("constraints") or {}
             required = bool(constraints.get("required"))
-            if fname == "locator" and (required or resource.name in OUTCOME_RESOURCES):
+            if fname == "locator" and (required or resource.name in VALUE_RESOURCES):
                 # empty cells of a required field are frictionless' to report
                 rules.append(
                     RowRule(
@@ -395,62 +411,6 @@ def _row_rules(package: Package) -> list[RowRule]:
 NOT_APPLICABLE = "not_applicable"
 
 
-def _comparator_rules(arms: Resource) -> list[RowRule]:
-    """A control arm states its comparator_type; an intervention arm has none.
-
-    Applied only when the arms schema has a ``comparator_type`` field (an optional field:
-    packages without it are not held to these rules). The allowed codes come from the
-    schema's enum.
-    """
-    if "comparator_type" not in arms.field_names:
-        return []
-    roles = set(enum_of(arms, "role"))
-    kinds = [k for k in enum_of(arms, "comparator_type") if k != NOT_APPLICABLE]
-    choices = ", ".join(kinds) if kinds else "a comparator type"
-    rules: list[RowRule] = []
-    if "control" in roles:
-        rules.append(
-            RowRule(
-                "arms",
-                "missing-comparator-type",
-                "comparator_type",
-                ("role", "comparator_type"),
-                lambda d: (
-                    (d["role"] == "control").fillna(False)
-                    & (_blank(d["comparator_type"]) | (d["comparator_type"] == NOT_APPLICABLE))
-                ).astype(bool),
-                lambda r: (
-                    f"control arm {r.get('arm_id')} of study {r.get('study_id')} "
-                    + (
-                        f"has comparator_type {r['comparator_type']}"
-                        if _present(r["comparator_type"])
-                        else "has no comparator_type"
-                    )
-                    + f"; give one of: {choices} (unclear when the sources do not say)"
-                ),
-            )
-        )
-    if "intervention" in roles:
-        rules.append(
-            RowRule(
-                "arms",
-                "comparator-type-on-intervention",
-                "comparator_type",
-                ("role", "comparator_type"),
-                lambda d: (
-                    (d["role"] == "intervention").fillna(False)
-                    & ~_blank(d["comparator_type"])
-                    & (d["comparator_type"] != NOT_APPLICABLE).fillna(False)
-                ).astype(bool),
-                lambda r: (
-                    f"intervention arm {r.get('arm_id')} of study {r.get('study_id')} has "
-                    f"comparator_type {r['comparator_type']}; use not_applicable or leave it empty"
-                ),
-            )
-        )
-    return rules
-
-
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value))
 
@@ -517,57 +477,12 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: Col
     studies = frames.get("studies")
     arms = frames.get("arms")
 
-    # every study: >= 1 intervention and >= 1 control arm; exactly one of each primary
-    if (
-        studies is not None
-        and arms is not None
-        and {"study_id"} <= set(studies.columns)
-        and {"study_id", "role"} <= set(arms.columns)
-    ):
-        roles = enum_of(package.resources["arms"], "role")
-        arms_path = package.resources["arms"].display_path
-        has_primary = "primary_comparison" in arms.columns
-        known = studies["study_id"].notna().to_numpy(dtype=bool)
-        for role, rule in (
-            ("intervention", "missing-intervention-arm"),
-            ("control", "missing-control-arm"),
-        ):
-            if role not in roles:
-                continue
-            of_role = arms[(arms["role"] == role).fillna(False).to_numpy(dtype=bool)]
-            present = studies["study_id"].isin(set(of_role["study_id"].dropna()))
-            absent = known & ~present.fillna(False).to_numpy(dtype=bool)
-            for index in studies.index[absent]:
-                out.add(
-                    "studies",
-                    Package.row_number(int(index)),
-                    "study_id",
-                    rule,
-                    f"study {studies.at[index, 'study_id']} has no {role} arm in {arms_path}",
-                )
-            if not has_primary:
-                continue
-            flagged = of_role[of_role["primary_comparison"].fillna(False).to_numpy(dtype=bool)]
-            flagged_rows: dict[Any, list[int]] = {}
-            for index, study_id in flagged["study_id"].dropna().items():
-                flagged_rows.setdefault(study_id, []).append(Package.row_number(int(index)))
-            wrong = known & present.fillna(False).to_numpy(dtype=bool)
-            n_flagged = {sid: len(rows) for sid, rows in flagged_rows.items()}
-            counts = studies["study_id"].astype(object).map(n_flagged).fillna(0)
-            wrong &= (counts != 1).to_numpy(dtype=bool)
-            for index in studies.index[wrong]:
-                study_id = studies.at[index, "study_id"]
-                rows = ", ".join(str(r) for r in flagged_rows.get(study_id, []))
-                where = f" (rows {rows} of {arms_path})" if rows else ""
-                out.add(
-                    "studies",
-                    Package.row_number(int(index)),
-                    "study_id",
-                    "primary-comparison",
-                    f"study {study_id} has {len(flagged_rows.get(study_id, []))} {role} arms "
-                    f"with primary_comparison true{where}"
-                    "; exactly one is needed",
-                )
+    comparisons = frames.get("comparisons")
+    if comparisons is not None and arms is not None:
+        _comparison_rules(package, studies, arms, comparisons, out)
+    outcomes = frames.get("outcomes")
+    if outcomes is not None and {"outcome_id", "data_type"} <= set(outcomes.columns):
+        _outcome_type_rules(package, frames, outcomes, out)
 
     for name in OUTCOME_RESOURCES:
         frame = frames.get(name)
@@ -631,6 +546,150 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: Col
                 "unknown-study",
                 f"study_id {claims.at[index, 'study_id']!r} is neither in studies nor in screening",
             )
+
+
+def _ids(frame: pd.DataFrame, cols: list[str]) -> list[tuple[int, tuple[Any, ...]]]:
+    """(row index, values) of the rows where every column in ``cols`` has a value."""
+    sub = frame[cols]
+    keep = sub.notna().all(axis=1).to_numpy(dtype=bool)
+    return [
+        (int(i), tuple(v))
+        for i, v in zip(sub.index[keep], sub[keep].itertuples(index=False, name=None), strict=True)
+    ]
+
+
+def _comparison_rules(
+    package: Package,
+    studies: pd.DataFrame | None,
+    arms: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    out: Collector,
+) -> None:
+    """Comparisons pair two different arms; no pair twice under one label; at most one
+    primary per study; every study with arms has a comparison; a control arm states its
+    comparator_type and an arm that is only ever experimental does not."""
+    cols = {"comparison_id", "study_id", "experimental_arm_id", "control_arm_id"}
+    if not cols <= set(comparisons.columns) or not {"study_id", "arm_id"} <= set(arms.columns):
+        return
+    comp_path = package.resources["comparisons"].display_path
+    seen: dict[tuple[Any, ...], int] = {}
+    primaries: dict[Any, list[int]] = {}
+    has_label = "label" in comparisons.columns
+    has_primary = "primary" in comparisons.columns
+    for index, (cid, sid, exp, ctl) in _ids(
+        comparisons, ["comparison_id", "study_id", "experimental_arm_id", "control_arm_id"]
+    ):
+        row = Package.row_number(index)
+        if exp == ctl:
+            out.add(
+                "comparisons",
+                row,
+                "control_arm_id",
+                "comparison-same-arm",
+                f"comparison {cid} compares arm {exp} of study {sid} with itself",
+            )
+        label = comparisons.at[index, "label"] if has_label else None
+        key = (sid, exp, ctl, None if pd.isna(label) else label)
+        if key in seen:
+            out.add(
+                "comparisons",
+                row,
+                "comparison_id",
+                "duplicate-comparison",
+                f"comparison {cid} repeats row {seen[key]} (study {sid}: {exp} versus {ctl}"
+                + (f", label {label!r}" if key[3] is not None else "")
+                + ")",
+            )
+        else:
+            seen[key] = row
+        if has_primary and comparisons.at[index, "primary"] is True:
+            primaries.setdefault(sid, []).append(row)
+    for sid, rows in primaries.items():
+        if len(rows) > 1:
+            out.add(
+                "comparisons",
+                rows[1],
+                "primary",
+                "primary-comparison",
+                f"study {sid} has {len(rows)} comparisons with primary true (rows "
+                f"{', '.join(map(str, rows))} of {comp_path}); at most one is allowed",
+            )
+    compared = set(comparisons["study_id"].dropna())
+    if studies is not None and "study_id" in studies.columns:
+        with_arms = set(arms["study_id"].dropna())
+        for index, (sid,) in _ids(studies, ["study_id"]):
+            if sid in with_arms and sid not in compared:
+                out.add(
+                    "studies",
+                    Package.row_number(index),
+                    "study_id",
+                    "study-without-comparison",
+                    f"study {sid} has arms but no comparison in {comp_path} (say which arm "
+                    "is compared with which)",
+                )
+    if "comparator_type" not in arms.columns:
+        return
+    controls = set(_key_set(comparisons, ["study_id", "control_arm_id"]))
+    experimental = set(_key_set(comparisons, ["study_id", "experimental_arm_id"]))
+    kinds = [
+        k for k in enum_of(package.resources["arms"], "comparator_type") if k != NOT_APPLICABLE
+    ]
+    choices = ", ".join(kinds) if kinds else "a comparator type"
+    for index, (sid, aid) in _ids(arms, ["study_id", "arm_id"]):
+        kind = arms.at[index, "comparator_type"]
+        stated = _present(kind) and str(kind).strip() != ""
+        if (sid, aid) in controls and (not stated or kind == NOT_APPLICABLE):
+            have = f"has comparator_type {kind}" if stated else "has no comparator_type"
+            out.add(
+                "arms",
+                Package.row_number(index),
+                "comparator_type",
+                "missing-comparator-type",
+                f"arm {aid} of study {sid} is the control of a comparison and {have}; give one "
+                f"of: {choices} (unclear when the sources do not say)",
+            )
+        elif (sid, aid) in experimental - controls and stated and kind != NOT_APPLICABLE:
+            out.add(
+                "arms",
+                Package.row_number(index),
+                "comparator_type",
+                "comparator-type-on-intervention",
+                f"arm {aid} of study {sid} is only ever experimental but has comparator_type "
+                f"{kind}; use not_applicable or leave it empty",
+            )
+
+
+def _outcome_type_rules(
+    package: Package, frames: dict[str, pd.DataFrame], outcomes: pd.DataFrame, out: Collector
+) -> None:
+    """Per-arm rows name outcomes of their table's type; reviews' results name known ones."""
+    types = {oid: dt for _, (oid, dt) in _ids(outcomes, ["outcome_id", "data_type"])}
+    path = package.resources["outcomes"].display_path
+    for name, wanted in OUTCOME_TYPE.items():
+        frame = frames.get(name)
+        if frame is None or "outcome" not in frame.columns:
+            continue
+        for index, (code,) in _ids(frame, ["outcome"]):
+            have = types.get(code)
+            if have is not None and have != wanted:
+                out.add(
+                    name,
+                    Package.row_number(index),
+                    "outcome",
+                    "outcome-wrong-type",
+                    f"outcome {code} is {have} in {path}; {name} holds {wanted} outcomes",
+                )
+    results = frames.get("published_results")
+    if results is not None and "outcome_code" in results.columns:
+        for index, (code,) in _ids(results, ["outcome_code"]):
+            if code not in types:
+                out.add(
+                    "published_results",
+                    Package.row_number(index),
+                    "outcome_code",
+                    "unknown-outcome",
+                    f"outcome_code {code!r} is not an outcome_id of {path}",
+                )
 
 
 def run_rules(package: Package, frames: dict[str, pd.DataFrame], out: Collector) -> None:

@@ -2,7 +2,8 @@
 
 1. ``package.load_package`` vets the descriptor (paths, profiles); a package that cannot be
    loaded is one issue. Data files over the size limit are one issue each; nothing is read.
-2. The descriptor rules (``validate.descriptor``).
+2. The descriptor rules (``validate.descriptor``) and conformance to the core schema and
+   the declared extensions (``validate.conformance``).
 3. Table Schema by one engine (``validate.tableschema``), which also says which resources
    could be parsed.
 4. The cross-table rules (``validate.rules``) on the typed rows of those resources
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from trialpool.errors import PackageError
 from trialpool.package.loader import load_package
+from trialpool.validate.conformance import conformance_issues
 from trialpool.validate.descriptor import descriptor_rule_issues
 from trialpool.validate.frames import read_text_frame, typed_frame
 from trialpool.validate.issues import (
@@ -57,7 +59,7 @@ def validate_package(descriptor: Path | str, *, engine: str | None = None) -> Va
     too_large, data_bytes = size_issues(package, max_file_bytes())
     if too_large:
         return ValidationReport(str(descriptor), too_large, {"issues": issue_counts(too_large)})
-    issues = descriptor_rule_issues(package)
+    issues = descriptor_rule_issues(package) + conformance_issues(package)
     tables = check_tables(package, engine=engine, data_bytes=data_bytes)
     issues.extend(tables.issues)
     frames = dict(tables.frames) if tables.parsable is not None else {}
