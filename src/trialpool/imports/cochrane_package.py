@@ -107,6 +107,7 @@ _SETTINGS: dict[str, tuple[str, ...]] = {
     "tau2_method": ("Heterogeneity estimator", "Tau² estimator"),
     "overall": ("Overall estimates", "Totals"),
     "subgroup_test": ("Test for subgroup differences",),
+    "subgroup_totals": ("Subgroup estimates",),
     "prediction": ("Prediction interval",),
     "swap": ("Swap event and non-event",),
     "ci_method": ("CI method",),
@@ -620,6 +621,9 @@ class _Package:
             "favours_right": optional_text(value("right")),
             "units": optional_text(value("units")),
             "overall_shown": flag("overall", True),
+            "totals": "overall"
+            if flag("overall", True)
+            else ("subgroups" if flag("subgroup_totals", True) else "none"),
             "subgroup_test_shown": flag("subgroup_test", True),
             "result": _nonempty(self.result(table, name, row, record)),
             "subgroup_test": SubgroupTest(chi2=sg[0], df=sg[1], p=sg[2], i2=sg[3])

@@ -227,6 +227,9 @@ class ReviewAnalysis:
     result: RevManResult | None
     subgroup_test: SubgroupTest | None
     locator: str
+    #: RevMan's "Totals" option: "overall" (totals and subtotals), "subgroups" (subtotals
+    #: only) or "none" (no pooled estimate shown)
+    totals: Literal["overall", "subgroups", "none"] = "overall"
 
 
 @dataclass(frozen=True, slots=True)

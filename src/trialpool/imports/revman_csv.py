@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from trialpool.errors import ImportSourceError
 from trialpool.imports.model import (
@@ -150,6 +151,7 @@ class _Analysis:
     swap_events: bool
     overall_shown: bool
     subgroup_test_shown: bool
+    totals: Literal["overall", "subgroups", "none"]
     labels: tuple[str | None, str | None, str | None, str | None]
     units: str | None
     result: RevManResult
@@ -359,6 +361,9 @@ class _Export:
             log_data=log_data,
             swap_events=flag("swap", False),
             overall_shown=totals in {"yes", "true", "1"},
+            totals="overall"
+            if totals in {"yes", "true", "1"}
+            else ("subgroups" if totals in {"sub", "subtotals", "subtotals only"} else "none"),
             subgroup_test_shown=flag("subgroup_test", True),
             labels=(
                 optional_text(self.value(record, "label1")),
@@ -460,6 +465,7 @@ class _Export:
             units=a.units,
             overall_shown=a.overall_shown,
             subgroup_test_shown=bool(a.subgroups) and a.subgroup_test_shown,
+            totals=a.totals,
             subgroups=tuple(a.subgroups),
             rows=tuple(a.rows),
             result=a.result,

@@ -74,6 +74,9 @@ _CITATION = re.compile(
 )
 _REVIEW_ID = re.compile(r"\b((?:CD|MR)\d{6})")
 
+#: RevMan 5 TOTALS attribute -> which totals the analysis shows
+_TOTALS = {"YES": "overall", "SUB": "subgroups", "NO": "none"}
+
 
 def read_rm5(data: bytes, source: str) -> Review:
     """Read a RevMan 5 file's bytes; ``source`` is the file name used in messages."""
@@ -408,6 +411,7 @@ class _Rm5:
             result=self.result(outcome, where),
             subgroup_test=subgroup_test,
             locator=f"{outcome.tag} NO={o} in COMPARISON NO={c} (Analysis {number})",
+            totals=_TOTALS.get((outcome.get("TOTALS") or "YES").strip().upper(), "overall"),
         )
 
     def result(self, element: Element, where: str, *, totals: bool = True) -> RevManResult:
