@@ -140,7 +140,8 @@ def _recompute(ctx: Context, r: Any) -> tuple[Inlines, str, str, float | None]:
     if why_not:
         return "–", "–", why_not, None
     code, measure = str(val(r.outcome_code)), str(val(r.measure))
-    est, tp = float(number(r.estimate) or 0), number(r.timepoint_weeks)
+    est, tp = number(r.estimate), number(r.timepoint_weeks)
+    assert est is not None  # checked by _not_recomputed
     outcome = "death" if code == "survival" else code
     invert = code == "survival"
     method, method_note = _audit_method(val(getattr(r, "model", None)), measure, d.method)

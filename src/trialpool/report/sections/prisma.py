@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from trialpool.analysis.runs import table_or_none
 from trialpool.report.context import Context
-from trialpool.report.document import Heading, Muted, Node, Para, Table
+from trialpool.report.document import Heading, Inlines, Muted, Node, Para, Table
 from trialpool.report.figures import prisma
 from trialpool.report.format import val
 
@@ -38,14 +38,14 @@ def section(ctx: Context) -> list[Node]:
         )
     reasons = screening[(screening["decision"] == "exclude").fillna(False)]
     if not reasons.empty:
-        rows = [
+        rows: list[list[Inlines]] = [
             [str(r.label), str(r.stage), val(r.reason) or "not stated", Muted(str(r.source_id))]
             for r in reasons.itertuples()
         ]
         nodes.append(
             Table(
                 header=["Record", "Stage", "Reason", "Source"],
-                rows=rows,  # type: ignore[arg-type]
+                rows=rows,
                 caption="Excluded records and reasons",
             )
         )
