@@ -8,7 +8,8 @@ Generated parts (never edit them by hand):
   title = citation, path = canonical URL when there is one).
 
 Everything else in the descriptor (name, version, title, licences, contributors,
-resource names, paths and schema references) is maintained by hand.
+resource names, paths and schema references) is maintained by hand. The logic lives in
+``trialpool.package.descriptor``; this script is its command line.
 
 Usage::
 
@@ -19,49 +20,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+try:
+    from trialpool.package.descriptor import build, descriptor_sources, file_facts
+except ModuleNotFoundError:  # run from a checkout where trialpool is not installed
+    sys.path.insert(0, str(ROOT / "src"))
+    from trialpool.package.descriptor import build, descriptor_sources, file_facts
 
-def file_facts(path: Path) -> tuple[int, str]:
-    """Return (bytes, 'sha256:<hex>') of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, f"sha256:{digest.hexdigest()}"
-
-
-def descriptor_sources(sources_csv: Path) -> list[dict[str, str]]:
-    """One descriptor source per row of the sources resource."""
-    out: list[dict[str, str]] = []
-    with sources_csv.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            entry = {"title": row["citation"]}
-            if row.get("url"):
-                entry["path"] = row["url"]
-            out.append(entry)
-    return out
-
-
-def build(root: Path) -> str:
-    """Return the regenerated descriptor text for the package at ``root``."""
-    descriptor = json.loads((root / "datapackage.json").read_text(encoding="utf-8"))
-    for resource in descriptor["resources"]:
-        size, digest = file_facts(root / resource["path"])
-        resource["bytes"] = size
-        resource["hash"] = digest
-    sources_resource = next((r for r in descriptor["resources"] if r["name"] == "sources"), None)
-    if sources_resource is not None:
-        descriptor["sources"] = descriptor_sources(root / sources_resource["path"])
-    return json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n"
+__all__ = ["build", "descriptor_sources", "file_facts", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
