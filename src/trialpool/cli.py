@@ -145,6 +145,25 @@ def init(
     )
 
 
+@app.command("import")
+def import_(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            help="A RevMan 5 file (.rm5), RevMan 5 CSV export, or Cochrane data "
+            "package (folder or zip).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the package into.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+) -> None:
+    """Import a Cochrane review into a package that conforms to the core schema."""
+    from trialpool.imports.write import run_import
+
+    raise typer.Exit(run_import(source, out=out, force=force, console=console))
+
+
 @app.command("new-study")
 def new_study(
     study_id: Annotated[str, typer.Argument(help="Identifier of the new study, e.g. smith2026.")],

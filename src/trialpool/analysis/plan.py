@@ -57,7 +57,7 @@ ALL_DESIGNS: tuple[str, ...] = (
 )
 SubgroupVariable = Literal["timepoint", "design", "cell_source", "origin", "route"]
 
-_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
 class PlanError(TrialpoolError):
@@ -233,8 +233,10 @@ class PlanDefaults(_Model):
 
 
 class Analysis(_Model):
-    """One analysis: one outcome (at one time point, or by time point subgroup)."""
+    """One analysis: one outcome (at one time point, or by time point subgroup), pooled
+    with metafor's conventions."""
 
+    engine: Literal["metafor"] = "metafor"
     id: str = Field(pattern=_ID_PATTERN, description="Identifier, used in file names.")
     title: str = Field(min_length=1)
     outcome: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Outcome code.")
@@ -247,6 +249,13 @@ class Analysis(_Model):
     method: MethodName | None = Field(None, description="Overrides the plan's method.")
     hksj: bool | None = Field(None, description="Overrides the plan's hksj.")
     lower_is_better: bool
+    comparison: str | None = Field(
+        None,
+        description=(
+            "Label of the comparisons pooled (comparisons.label); null: each study's "
+            "primary comparison."
+        ),
+    )
     favours: tuple[str, str] = Field(
         ("MSC", "control"), description="Labels of the two arms (intervention, control)."
     )
@@ -275,6 +284,76 @@ class Analysis(_Model):
         return self
 
 
+class RevManSubgroup(_Model):
+    """One subgroup of a review's analysis: its number, its name and its studies."""
+
+    id: str = Field(pattern=_ID_PATTERN, description="Subgroup number, e.g. 1.1.2.")
+    label: str = Field(min_length=1)
+    comparison_ids: list[str] = Field(
+        min_length=1, description="The comparisons (study rows) in this subgroup, in order."
+    )
+
+
+class RevManAnalysis(_Model):
+    """One analysis of an imported review, pooled with RevMan's conventions.
+
+    The settings are the review's own (RevMan 5 or RevMan Web): statistical method,
+    effect measure, fixed or random effects, heterogeneity estimator, CI method, level,
+    prediction interval and which totals are shown. ``comparison_ids`` lists the study
+    rows in RevMan's order; each names a ``comparisons`` row, whose arms' rows for
+    ``outcome`` at ``timepoint`` (or whose ``effect_estimates`` row, for generic inverse
+    variance) are the data.
+    """
+
+    engine: Literal["revman"] = "revman"
+    id: str = Field(pattern=_ID_PATTERN, description="The review's analysis number, e.g. 1.1.")
+    title: str = Field(min_length=1)
+    comparison: str = Field(min_length=1, description="The review's comparison (its name).")
+    outcome: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Outcome code.")
+    outcome_label: str = Field(min_length=1, description="Label on plots and tables.")
+    timepoint: str = Field("as_reported", description="Time point code of the rows.")
+    unit: str | None = None
+    data_type: Literal["dichotomous", "continuous", "generic"]
+    method: Literal["MH", "IV", "PETO"]
+    measure: str = Field(
+        min_length=1, description="RR, OR, RD, MD, SMD, PETO_OR, or a generic measure's name."
+    )
+    random: bool
+    tau2_method: Literal["DL", "REML"] = "DL"
+    ci_method: Literal["Wald", "HKSJ"] = "Wald"
+    level: float = Field(95.0, gt=50, lt=100, description="Confidence level in percent.")
+    study_level: float | None = Field(None, gt=50, lt=100, description="Study CI level.")
+    prediction: bool = False
+    log_data: bool = Field(False, description="Generic data are natural logs (ratio measure).")
+    swap_events: bool = Field(False, description="Pool non-events instead of events.")
+    totals: Literal["overall", "subgroups", "none"] = "overall"
+    subgroup_test: bool = Field(True, description="Show the test for subgroup differences.")
+    favours: tuple[str, str] = Field(
+        ("experimental", "control"), description="Labels of the two groups (1, 2)."
+    )
+    graph_labels: tuple[str, str] | None = Field(
+        None, description="The forest plot's axis labels (left, right) as the review prints them."
+    )
+    comparison_ids: list[str] = Field(min_length=1)
+    subgroups: list[RevManSubgroup] = Field(default_factory=list)
+    published_source_id: str | None = Field(
+        None, description="source_id whose published_results hold the review's own numbers."
+    )
+    reproduces: str | None = None
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RevManAnalysis:
+        if self.subgroups:
+            members = [c for s in self.subgroups for c in s.comparison_ids]
+            if sorted(members) != sorted(self.comparison_ids):
+                raise ValueError("subgroups must hold exactly the analysis's comparison_ids")
+        return self
+
+
+AnyAnalysis = Annotated[Analysis | RevManAnalysis, Field(union_mode="left_to_right")]
+
+
 class AnalysisPlan(_Model):
     """A list of analyses with shared defaults."""
 
@@ -299,7 +378,7 @@ class AnalysisPlan(_Model):
         ),
     )
     defaults: PlanDefaults = Field(default_factory=PlanDefaults)
-    analyses: list[Analysis] = Field(min_length=1)
+    analyses: list[AnyAnalysis] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,0 +1,632 @@
+"""From a review (the neutral model) to the rows of a core package and its analysis plan.
+
+One job: map every piece of a :class:`~trialpool.imports.model.Review` onto the core
+resources, lossless where the core has a place for it, and say what has none:
+
+* each included study -> ``studies``; each study's characteristics -> ``claims`` (one
+  claim per characteristic, status secondary); every study list (included, excluded,
+  awaiting, ongoing) -> ``screening`` (the PRISMA counts);
+* each RevMan comparison -> one experimental and one control arm per study, and one
+  ``comparisons`` row per study (a study that appears more than once in one analysis
+  gets one arm pair per appearance, so every data row keeps its own arms);
+* each analysis -> an ``outcomes`` row (outcome ``a<C>_<O>``, time point ``as_reported``:
+  a RevMan analysis names its outcome and time together), its per-arm rows
+  (``dichotomous_outcomes``, ``continuous_outcomes``) or study-level estimates
+  (``effect_estimates``), and an analysis of the plan with the review's own settings;
+* RevMan's stored numbers (overall, per subgroup, per study, the test for subgroup
+  differences) -> ``published_results``, for the reproduction audit;
+* risk-of-bias judgements -> ``bias_judgements`` (RoB 1, or RoB 2 where the review
+  judges "some concerns").
+
+Every row cites the review (``source_id``) and a locator (e.g. ``Analysis 1.1,
+STD-Brink-1951``); every value is ``verification = secondary`` (taken from a review).
+Values the core cannot hold (an arm with no participants, an SD of 0, a generic estimate
+without an SE) are left out with a note: the analysis then shows that study as not
+estimable, as RevMan does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from trialpool.imports.model import (
+    Review,
+    ReviewAnalysis,
+    ReviewRow,
+    ReviewStudy,
+    RevManResult,
+    is_ratio_measure,
+)
+
+AS_REPORTED = "as_reported"
+Row = dict[str, Any]
+
+#: RevMan's methods in words, for the ``model`` of published results
+_METHOD_WORDS = {"MH": "M-H", "IV": "IV", "PETO": "Peto"}
+
+
+def slug(text: str, *, prefix: str = "s") -> str:
+    """A lower-case identifier (``^[a-z][a-z0-9_]*$``) made from ``text``."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    out = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+    if not out or not out[0].isalpha():
+        out = f"{prefix}_{out}" if out else prefix
+    return out
+
+
+class _Ids:
+    """Unique slugs: the same key always gets the same id, two keys never share one."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[Any, str] = {}
+        self.used: set[str] = set()
+
+    def get(self, key: Any, text: str, *, prefix: str = "s") -> str:
+        if key in self.by_key:
+            return self.by_key[key]
+        base = slug(text, prefix=prefix)[:60]
+        candidate, n = base, 2
+        while candidate in self.used:
+            candidate, n = f"{base}_{n}", n + 1
+        self.used.add(candidate)
+        self.by_key[key] = candidate
+        return candidate
+
+
+def number_text(value: float | None) -> str:
+    """A number as Table Schema reads it back exactly (shortest round-trip repr)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return repr(value)
+    return repr(value)
+
+
+@dataclass
+class Tables:
+    """The rows of every resource, the plan's analyses, and what could not be kept."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    analyses: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, resource: str, row: Row) -> None:
+        self.rows.setdefault(resource, []).append(row)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    comparison_id: str
+    experimental: str
+    control: str
+
+
+class _Builder:
+    def __init__(self, review: Review, source_id: str) -> None:
+        self.review = review
+        self.source_id = source_id
+        self.t = Tables()
+        self.study_ids = _Ids()
+        self.arm_ids: dict[str, _Ids] = {}
+        self.comparison_ids = _Ids()
+        self.result_ids = _Ids()
+        self.pairs: dict[tuple[str, int, str | None], _Pair] = {}
+        self.studies: dict[str, ReviewStudy] = {s.study_id: s for s in review.studies}
+        self.claim_numbers: dict[str, int] = {}
+
+    # -- studies, screening, claims -------------------------------------------------
+
+    def study_id(self, source_study: str) -> str:
+        study = self.studies.get(source_study)
+        label = study.label if study is not None else source_study
+        return self.study_ids.get(source_study, label)
+
+    def add_studies(self) -> None:
+        for n, study in enumerate(self.review.studies, start=1):
+            sid = self.study_id(study.study_id)
+            if study.status == "included":
+                self.t.add("studies", self._study_row(sid, study))
+                for key, text in study.characteristics.items():
+                    if text and text.strip():
+                        self._claim(sid, f"characteristics_{slug(key)}", text, key)
+            decision = {"included": "include", "excluded": "exclude"}.get(
+                study.status, study.status
+            )
+            reason = study.exclusion_reason
+            if decision != "include" and not (reason and reason.strip()):
+                reason = f"study listed as {study.status} by the review; no reason given"
+            self.t.add(
+                "screening",
+                {
+                    "record_id": f"r{n:04d}",
+                    "study_id": sid,
+                    "label": study.label,
+                    "record_kind": "",
+                    "identified_via": "",
+                    "stage": "included" if study.status == "included" else "eligibility",
+                    "decision": decision,
+                    "reason": "" if decision == "include" else reason,
+                    "source_id": self.source_id,
+                    "notes": f"{study.status} studies of the review ({study.locator})",
+                },
+            )
+
+    def _study_row(self, sid: str, study: ReviewStudy) -> Row:
+        ids = study.identifiers
+        doi = ids.get("doi", "")
+        pmid = ids.get("pmid", "")
+        registration = ids.get("ctg") or ids.get("registration") or ""
+        notes = [f"Imported from {self.review.source_file} ({study.locator})."]
+        if study.data_source:
+            notes.append(f"Data source as the review codes it: {study.data_source}.")
+        other = {k: v for k, v in ids.items() if k not in {"doi", "pmid", "ctg", "registration"}}
+        if other:
+            notes.append(
+                "Other identifiers: " + "; ".join(f"{k} {v}" for k, v in sorted(other.items()))
+            )
+        if not re.fullmatch(r"10\.[0-9]{4,9}/\S+", doi):
+            doi = ""
+        if not re.fullmatch(r"[0-9]{1,9}", pmid):
+            pmid = ""
+        if registration and not re.fullmatch(r"[A-Za-z0-9-]+", registration):
+            notes.append(f"Registration as printed: {registration}.")
+            registration = ""
+        year = study.year if study.year is not None and 1700 <= study.year <= 2100 else None
+        return {
+            "study_id": sid,
+            "label": study.label,
+            "first_author": "",
+            "year": "" if year is None else str(year),
+            "title": "",
+            "journal": "",
+            "doi": doi,
+            "pmid": pmid,
+            "registration": registration,
+            "registration_link": "",
+            "country": "",
+            "centres": "",
+            "design": "unclear",
+            "blinding": "",
+            "etiology": "",
+            "population": "",
+            "enrolment_period": "",
+            "follow_up_weeks": "",
+            "source_id": self.source_id,
+            "notes": " ".join(notes)
+            + " Design is 'unclear' because the review states it only in prose "
+            "(see the claims characteristics_methods).",
+        }
+
+    def _claim(self, sid: str, fieldname: str, value: str, key: str) -> None:
+        n = self.claim_numbers.get(sid, 0) + 1
+        self.claim_numbers[sid] = n
+        self.t.add(
+            "claims",
+            {
+                "claim_id": f"{sid}-{n:03d}",
+                "study_id": sid,
+                "field": fieldname,
+                "value": value,
+                "source_id": self.source_id,
+                "locator": f"Characteristics of included studies, {key}",
+                "status": "secondary",
+                "resolution": "",
+                "note": "",
+            },
+        )
+
+    # -- comparisons and arms -------------------------------------------------------
+
+    def pair(self, analysis: ReviewAnalysis, row: ReviewRow, occurrence: int | None) -> _Pair:
+        """The arm pair of ``row``: one per study per comparison; when the study appears
+        more than once in the analysis, one per subgroup and appearance (``occurrence``
+        counts the study's rows within the subgroup), so each row keeps its own arms."""
+        sid = self.study_id(row.study_id)
+        repeated = occurrence is not None
+        key = (
+            row.study_id,
+            analysis.comparison_number,
+            row.subgroup if repeated else None,
+            occurrence,
+        )
+        if key in self.pairs:
+            return self.pairs[key]
+        arms = self.arm_ids.setdefault(sid, _Ids())
+        tag = f"c{analysis.comparison_number}"
+        if repeated and row.subgroup:
+            tag += "_s" + row.subgroup.rsplit(".", 1)[-1]
+        if occurrence:
+            tag += f"_{occurrence + 1}"
+        exp = arms.get((key, "e"), f"{tag}_experimental")
+        ctl = arms.get((key, "c"), f"{tag}_control")
+        cid = self.comparison_ids.get(key, f"{sid}_{tag}")
+        where = f"comparison {analysis.comparison_number} ({analysis.comparison_name})"
+        if repeated and row.subgroup:
+            where += f", subgroup {row.subgroup}"
+        for arm_id, label, group in (
+            (exp, analysis.experimental_label, 1),
+            (ctl, analysis.control_label, 2),
+        ):
+            name = label or ("experimental" if group == 1 else "control")
+            self.t.add(
+                "arms",
+                {
+                    "study_id": sid,
+                    "arm_id": arm_id,
+                    "label": name,
+                    "description": f"{name}: group {group} of the review's {where}.",
+                    "comparator_type": "unclear" if group == 2 else "",
+                    "co_intervention": "",
+                    "n_randomised": "",
+                    "n_analysed": "",
+                    "source_id": self.source_id,
+                    "notes": "comparator_type unclear: the review's data do not say what the "
+                    "control received (see the study's characteristics)."
+                    if group == 2
+                    else "",
+                },
+            )
+        self.t.add(
+            "comparisons",
+            {
+                "comparison_id": cid,
+                "study_id": sid,
+                "experimental_arm_id": exp,
+                "control_arm_id": ctl,
+                "label": analysis.comparison_name,
+                "primary": "",
+                "source_id": self.source_id,
+                "notes": f"Study {row.study_id} in the review's {where}.",
+            },
+        )
+        pair = _Pair(cid, exp, ctl)
+        self.pairs[key] = pair
+        return pair
+
+    # -- analyses -------------------------------------------------------------------
+
+    def add_analysis(self, analysis: ReviewAnalysis) -> None:
+        where = f"Analysis {analysis.number}"
+        if analysis.data_type == "o_e":
+            self.t.notes.append(
+                f"{where} ({analysis.name}): O-E and variance data are not imported "
+                "(the core has no place for them); it is left out of the plan."
+            )
+            return
+        outcome = "a" + analysis.number.replace(".", "_")
+        self.t.add(
+            "outcomes",
+            {
+                "outcome_id": outcome,
+                "label": analysis.name,
+                "data_type": analysis.data_type,
+                "unit": analysis.units or "",
+                "direction": "unclear",
+                "description": f"{analysis.comparison_name}: {analysis.name}",
+                "source_id": self.source_id,
+                "locator": where,
+                "notes": "Direction of benefit is not stated as data by the review; its forest "
+                f"plot labels are: {analysis.favours_left or '?'} | "
+                f"{analysis.favours_right or '?'}.",
+            },
+        )
+        counts: dict[str, int] = {}
+        for row in analysis.rows:
+            counts[row.study_id] = counts.get(row.study_id, 0) + 1
+        comparison_ids: list[str] = []
+        by_subgroup: dict[str, list[str]] = {}
+        seen: dict[tuple[str, str | None], int] = {}
+        for row in analysis.rows:
+            occurrence = None
+            if counts[row.study_id] > 1:
+                occurrence = seen.get((row.study_id, row.subgroup), 0)
+                seen[(row.study_id, row.subgroup)] = occurrence + 1
+            pair = self.pair(analysis, row, occurrence)
+            comparison_ids.append(pair.comparison_id)
+            if row.subgroup:
+                by_subgroup.setdefault(row.subgroup, []).append(pair.comparison_id)
+            self._data_rows(analysis, outcome, row, pair)
+            if row.applicability not in (None, "SUBGROUP_AND_OVERALL"):
+                self.t.notes.append(
+                    f"{where}: {row.study_id} has applicability {row.applicability}; it is "
+                    "pooled in its subgroup and in the total alike."
+                )
+        self._published(analysis, outcome)
+        names = {s.number: s.name for s in analysis.subgroups}
+        plan: dict[str, Any] = {
+            "engine": "revman",
+            "id": analysis.number,
+            "title": analysis.name,
+            "comparison": analysis.comparison_name,
+            "outcome": outcome,
+            "outcome_label": analysis.name,
+            "timepoint": AS_REPORTED,
+            "unit": analysis.units,
+            "data_type": analysis.data_type,
+            "method": analysis.method,
+            "measure": analysis.measure,
+            "random": analysis.random,
+            "tau2_method": "REML" if (analysis.tau2_method or "").upper() == "REML" else "DL",
+            "ci_method": "HKSJ" if analysis.ci_method.upper() == "HKSJ" else "Wald",
+            "level": round(analysis.level * 100, 10),
+            "study_level": round(analysis.study_level * 100, 10),
+            "prediction": analysis.prediction,
+            "log_data": analysis.log_data,
+            "swap_events": analysis.swap_events,
+            "totals": analysis.totals,
+            "subgroup_test": analysis.subgroup_test_shown,
+            "favours": (
+                analysis.experimental_label or "experimental",
+                analysis.control_label or "control",
+            ),
+            "graph_labels": (analysis.favours_left, analysis.favours_right)
+            if analysis.favours_left and analysis.favours_right
+            else None,
+            "comparison_ids": comparison_ids,
+            "subgroups": [
+                {"id": number, "label": names.get(number, number), "comparison_ids": ids}
+                for number, ids in by_subgroup.items()
+            ],
+            "published_source_id": self.source_id,
+            "reproduces": f"{self.review.review_id or self.review.source_file}, {where}",
+        }
+        if (analysis.tau2_method or "DL").upper() not in ("DL", "REML"):
+            plan["notes"] = (
+                f"The review's heterogeneity estimator {analysis.tau2_method} is not "
+                "implemented; DerSimonian-Laird is used."
+            )
+        if not comparison_ids:
+            self.t.notes.append(f"{where} ({analysis.name}) has no study rows; not in the plan.")
+            return
+        self.t.analyses.append(plan)
+
+    def _data_rows(self, a: ReviewAnalysis, outcome: str, row: ReviewRow, pair: _Pair) -> None:
+        sid = self.study_id(row.study_id)
+        locator = f"Analysis {a.number}, {row.study_id}"
+        common = {
+            "outcome": outcome,
+            "timepoint": AS_REPORTED,
+            "timepoint_weeks": "",
+            "source_id": self.source_id,
+            "locator": locator,
+            "verification": "secondary",
+            "derivation": "",
+        }
+        if a.data_type == "dichotomous":
+            for arm, e, n in ((pair.experimental, row.e1, row.n1), (pair.control, row.e2, row.n2)):
+                if e is None or n is None or n < 1:
+                    self.t.notes.append(f"{locator}: arm {arm} has no participants; not kept.")
+                    continue
+                self.t.add(
+                    "dichotomous_outcomes",
+                    {
+                        "study_id": sid,
+                        "arm_id": arm,
+                        **common,
+                        "events": str(e),
+                        "total": str(n),
+                        "notes": row.footnote or "",
+                    },
+                )
+        elif a.data_type == "continuous":
+            arms = (
+                (pair.experimental, row.m1, row.sd1, row.n1),
+                (pair.control, row.m2, row.sd2, row.n2),
+            )
+            for arm, m, sd, n in arms:
+                if m is None or sd is None or n is None or n < 1 or not sd > 0:
+                    self.t.notes.append(
+                        f"{locator}: arm {arm} has no usable mean, SD > 0 and n; not kept."
+                    )
+                    continue
+                self.t.add(
+                    "continuous_outcomes",
+                    {
+                        "study_id": sid,
+                        "arm_id": arm,
+                        **common,
+                        "statistic": "mean_sd",
+                        "n": str(n),
+                        "mean": number_text(m),
+                        "sd": number_text(sd),
+                        "se": "",
+                        "median": "",
+                        "q1": "",
+                        "q3": "",
+                        "min": "",
+                        "max": "",
+                        "unit": a.units or "",
+                        "notes": row.footnote or "",
+                    },
+                )
+        else:
+            if row.estimate is None or row.se is None or not row.se > 0:
+                self.t.notes.append(f"{locator}: no estimate with an SE > 0; not kept.")
+                return
+            self.t.add(
+                "effect_estimates",
+                {
+                    "comparison_id": pair.comparison_id,
+                    "outcome": outcome,
+                    "timepoint": AS_REPORTED,
+                    "timepoint_weeks": "",
+                    "measure": a.measure_label,
+                    "log_scale": "true" if a.log_data else "false",
+                    "estimate": number_text(row.estimate),
+                    "se": number_text(row.se),
+                    "n_experimental": "" if row.n1 is None else str(row.n1),
+                    "n_control": "" if row.n2 is None else str(row.n2),
+                    "source_id": self.source_id,
+                    "locator": locator,
+                    "verification": "secondary",
+                    "derivation": "",
+                    "notes": row.footnote or "",
+                },
+            )
+
+    # -- RevMan's own numbers ------------------------------------------------------
+
+    def _result_row(
+        self,
+        a: ReviewAnalysis,
+        outcome: str,
+        scope: str,
+        result: RevManResult,
+        *,
+        key: Any,
+        subgroup: str | None = None,
+        study: str | None = None,
+        locator: str,
+    ) -> Row:
+        rid = self.result_ids.get(key, "r_" + "_".join(str(k) for k in key if k), prefix="r")
+        model = f"{_METHOD_WORDS.get(a.method, a.method)}, {'Random' if a.random else 'Fixed'}"
+        if a.random:
+            model += f" ({a.tau2_method or 'DL'}, {a.ci_method})"
+        n = None
+        if result.total1 is not None and result.total2 is not None:
+            n = result.total1 + result.total2
+        return {
+            "result_id": rid,
+            "source_id": self.source_id,
+            "outcome": a.name,
+            "outcome_code": outcome,
+            "analysis_id": a.number,
+            "scope": scope,
+            "subgroup_id": subgroup or "",
+            "study_id": study or "",
+            "timepoint_weeks": "",
+            "timepoint_label": "",
+            "measure": a.measure,
+            "estimate": number_text(result.estimate),
+            "ci_lower": number_text(result.ci_lower),
+            "ci_upper": number_text(result.ci_upper),
+            "se": number_text(result.se),
+            "weight": number_text(result.weight),
+            "z": number_text(result.t if result.t is not None else result.z),
+            "p_value": "" if result.p is None else repr(float(result.p)),
+            "i2": number_text(result.i2),
+            "tau2": number_text(result.tau2),
+            "q": number_text(result.chi2),
+            "q_df": "" if result.df is None else str(int(result.df)),
+            "q_p": number_text(result.p_chi2),
+            "pi_lower": number_text(result.pi_lower),
+            "pi_upper": number_text(result.pi_upper),
+            "model": model,
+            "k_studies": "" if result.k is None else str(result.k),
+            "n_patients": "" if n is None else str(n),
+            "locator": locator,
+            "note": "" if result.estimable is not False else "RevMan: not estimable",
+        }
+
+    def _published(self, a: ReviewAnalysis, outcome: str) -> None:
+        where = f"Analysis {a.number}"
+        if a.result is not None:
+            self.t.add(
+                "published_results",
+                self._result_row(
+                    a, outcome, "overall", a.result, key=(a.number,), locator=f"{where}, total"
+                ),
+            )
+        for sub in a.subgroups:
+            if sub.result is not None:
+                self.t.add(
+                    "published_results",
+                    self._result_row(
+                        a,
+                        outcome,
+                        "subgroup",
+                        sub.result,
+                        key=(sub.number,),
+                        subgroup=sub.number,
+                        locator=f"{where}, subgroup {sub.number}",
+                    ),
+                )
+        if a.subgroup_test is not None and a.subgroup_test.chi2 is not None:
+            test = a.subgroup_test
+            self.t.add(
+                "published_results",
+                self._result_row(
+                    a,
+                    outcome,
+                    "subgroup_difference",
+                    RevManResult(chi2=test.chi2, df=test.df, p_chi2=test.p, i2=test.i2),
+                    key=(a.number, "test"),
+                    locator=f"{where}, test for subgroup differences",
+                ),
+            )
+        for i, row in enumerate(a.rows, start=1):
+            sid = self.study_id(row.study_id)
+            self.t.add(
+                "published_results",
+                self._result_row(
+                    a,
+                    outcome,
+                    "study",
+                    row.stored,
+                    key=(a.number, i, sid),
+                    subgroup=row.subgroup,
+                    study=sid,
+                    locator=row.locator,
+                ),
+            )
+
+    # -- risk of bias ------------------------------------------------------------
+
+    def add_bias(self) -> None:
+        domains = {d.domain_id: d for d in self.review.bias_domains}
+        seen: set[tuple[str, str, str, str]] = set()
+        tools = {
+            item.analysis or item.outcome_group or "all": (
+                "rob2" if item.judgement == "some_concerns" else None
+            )
+            for item in self.review.bias_items
+        }
+        rob2_scopes = {scope for scope, tool in tools.items() if tool == "rob2"}
+        for item in self.review.bias_items:
+            scope = item.analysis or item.outcome_group or "all"
+            tool = "rob2" if item.analysis is not None or scope in rob2_scopes else "rob1"
+            domain = domains.get(item.domain_id)
+            label = domain.label if domain is not None else item.domain_id
+            sid = self.study_id(item.study_id)
+            code = slug(label, prefix="d")[:60]
+            scope_text = "all" if scope in ("", "All outcomes") else scope
+            key = (sid, tool, code, scope_text)
+            if key in seen:
+                self.t.notes.append(
+                    f"{item.locator}: a second judgement for {sid}, {label}, {scope_text}; "
+                    "the first is kept."
+                )
+                continue
+            seen.add(key)
+            self.t.add(
+                "bias_judgements",
+                {
+                    "study_id": sid,
+                    "tool": tool,
+                    "domain": code,
+                    "domain_label": label,
+                    "result_scope": scope_text,
+                    "judgement": item.judgement,
+                    "support": item.support or "",
+                    "assessor": f"review authors ({self.review.review_id or 'the review'})",
+                    "source_id": self.source_id,
+                    "notes": item.locator,
+                },
+            )
+
+
+def review_tables(review: Review, source_id: str) -> Tables:
+    """Every row of the package (by resource) and the plan's analyses for ``review``."""
+    b = _Builder(review, source_id)
+    b.add_studies()
+    for analysis in review.analyses:
+        b.add_analysis(analysis)
+    b.add_bias()
+    return b.t
+
+
+__all__ = ["AS_REPORTED", "Tables", "is_ratio_measure", "review_tables", "slug"]

@@ -1,0 +1,226 @@
+"""``trialpool import SOURCE --out DIR``: a Cochrane review becomes a conforming package.
+
+Reads the source (``read_review``: format detected from the content), maps it onto the core
+resources (``imports.tables``), writes the package into a temporary folder beside ``--out``
+(core schemas, one CSV per core resource, ``datapackage.json``, ``analysis/plan.json`` with
+one analysis per analysis of the review, a README naming the source), validates what it
+wrote (Table Schema and every cross-table rule) and only then moves it into place. An
+existing ``--out`` is replaced only with ``--force``; on any failure nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from trialpool.analysis.plan import parse_plan
+from trialpool.errors import TrialpoolError
+from trialpool.imports.detect import read_review
+from trialpool.imports.model import Review
+from trialpool.imports.tables import Tables, review_tables, slug
+from trialpool.package.atomic import atomic_folder
+from trialpool.package.core import SCHEMAS_DIR, core_resources, core_version
+from trialpool.package.descriptor import dumps, refresh
+from trialpool.validate import validate_package
+
+PLAN_PATH = "analysis/plan.json"
+
+_FORMAT_WORDS = {
+    "rm5": "RevMan 5 file (.rm5)",
+    "revman5_csv": "RevMan 5 CSV analysis export",
+    "cochrane_data_package": "Cochrane data package (RevMan Web)",
+}
+
+
+class ImportOutputError(TrialpoolError):
+    """The import cannot be written as asked (existing --out, invalid result)."""
+
+
+def _csv_text(fields: list[str], rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({f: row.get(f, "") for f in fields})
+    return out.getvalue()
+
+
+def _source_row(review: Review, source_id: str) -> dict[str, str]:
+    title = review.title or f"Cochrane review {review.review_id or review.source_file}"
+    parts = [title]
+    if review.citation:
+        parts.append(review.citation)
+    citation = ". ".join(p.rstrip(". ") for p in parts) + "."
+    return {
+        "source_id": source_id,
+        "kind": "meta_analysis",
+        "citation": citation,
+        "doi": "",
+        "pmid": "",
+        "pmcid": "",
+        "registration": "",
+        "url": "",
+        "notes": f"Imported by trialpool from {review.source_file} "
+        f"({_FORMAT_WORDS.get(review.format, review.format)}).",
+    }
+
+
+def _descriptor(review: Review, name: str, source_id: str) -> dict[str, Any]:
+    title = review.title or f"Cochrane review {review.review_id or review.source_file}"
+    return {
+        "profile": "tabular-data-package",
+        "name": name,
+        "version": "0.1.0",
+        "title": title,
+        "description": (
+            f"The studies, analyses, per-study data, risk-of-bias judgements and RevMan's own "
+            f"results of {title}, imported by trialpool from {review.source_file} "
+            f"({_FORMAT_WORDS.get(review.format, review.format)}). Every row cites the review "
+            f"(source {source_id}) and where in it the value is."
+        ),
+        "licenses": [
+            {
+                "name": "LicenseRef-source-terms",
+                "title": "The review's publisher's terms apply to its data (see README.md)",
+                "path": "README.md",
+            }
+        ],
+        "contributors": [{"title": f"Authors of {title}", "role": "author"}],
+        "created": _dt.datetime.now(_dt.UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z"),
+        "trialpool_core": core_version(),
+        "resources": [
+            {
+                "name": spec.name,
+                "title": spec.title,
+                "path": f"data/{spec.name}.csv",
+                "schema": f"schemas/{spec.schema_path}",
+                "profile": "tabular-data-resource",
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+            }
+            for spec in core_resources()
+        ],
+    }
+
+
+def _readme(review: Review, tables: Tables, source_id: str) -> str:
+    title = review.title or f"Cochrane review {review.review_id or review.source_file}"
+    counts = {name: len(rows) for name, rows in sorted(tables.rows.items())}
+    lines = [
+        f"# {title}",
+        "",
+        f"Imported by `trialpool import` from `{review.source_file}` "
+        f"({_FORMAT_WORDS.get(review.format, review.format)}).",
+        "",
+        f"Cite the review itself (source `{source_id}` in `data/sources.csv`)"
+        + (f": {review.citation}." if review.citation else "."),
+        "The review's data remain under its publisher's terms; this package only reorganises "
+        "them so that they can be validated, pooled and compared with RevMan's own numbers.",
+        "",
+        "## What is here",
+        "",
+        *(f"- `{name}`: {n} rows" for name, n in counts.items()),
+        f"- `{PLAN_PATH}`: {len(tables.analyses)} analyses, with the review's own settings",
+        "",
+        "Reproduce: `trialpool validate datapackage.json`, then "
+        "`trialpool report datapackage.json --out report` (the reproduction audit puts every "
+        "RevMan number next to trialpool's).",
+    ]
+    if tables.notes:
+        lines += ["", "## Not imported, or imported with a caveat", ""]
+        lines += [f"- {note}" for note in tables.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_review_package(review: Review, folder: Path) -> Tables:
+    """Write the package of ``review`` into the empty ``folder``; return its tables."""
+    source_id = slug(review.review_id or Path(review.source_file).stem, prefix="review")
+    tables = review_tables(review, source_id)
+    tables.rows["sources"] = [_source_row(review, source_id)]
+    for spec in core_resources():
+        schema_target = folder / "schemas" / spec.schema_path
+        schema_target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SCHEMAS_DIR / spec.schema_path, schema_target)
+        fields = [f["name"] for f in spec.schema()["fields"]]
+        data = folder / "data" / f"{spec.name}.csv"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        data.write_text(_csv_text(fields, tables.rows.get(spec.name, [])), encoding="utf-8")
+    name = slug(review.review_id or Path(review.source_file).stem, prefix="review").replace(
+        "_", "-"
+    )
+    descriptor = refresh(_descriptor(review, name, source_id), folder)
+    (folder / "datapackage.json").write_text(dumps(descriptor), encoding="utf-8")
+    plan = {
+        "plan_version": 1,
+        "title": f"The analyses of {descriptor['title']}",
+        "description": "One analysis per analysis of the review, with the review's own "
+        "statistical method, effect measure, model, heterogeneity estimator, CI method and "
+        "subgroups (RevMan's conventions).",
+        "caveats": tables.notes[:50]
+        + (
+            [f"... and {len(tables.notes) - 50} more (README.md)"] if len(tables.notes) > 50 else []
+        ),
+        "analyses": tables.analyses,
+    }
+    parse_plan(plan, origin=PLAN_PATH)  # the plan conforms before it is written
+    (folder / "analysis").mkdir()
+    (folder / PLAN_PATH).write_text(
+        json.dumps(plan, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (folder / "README.md").write_text(_readme(review, tables, source_id), encoding="utf-8")
+    return tables
+
+
+def run_import(source: Path, *, out: Path, force: bool, console: Console) -> int:
+    """``trialpool import``: read, map, write atomically, validate; 0 on success.
+
+    Input errors (unreadable, malformed or impossible source) raise ImportSourceError
+    (one line, exit 1); an existing ``--out`` without ``--force`` and a package that does
+    not validate raise ImportOutputError (one line, exit 1). Nothing is written on failure.
+    """
+    target = out.absolute()
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise ImportOutputError(f"--out {out} exists; add --force to replace it")
+        if target.is_symlink() or not target.is_dir():
+            raise ImportOutputError(
+                f"--out {out} exists and is not a folder; refusing to replace it"
+            )
+        if source.resolve().is_relative_to(target.resolve()):
+            raise ImportOutputError(f"--out {out} holds the source; choose another folder")
+    review = read_review(source)
+    with atomic_folder(target) as tmp:
+        tables = write_review_package(review, tmp)
+        report = validate_package(tmp / "datapackage.json")
+        if not report.valid:
+            first = report.issues[0].line()
+            raise ImportOutputError(
+                f"{source.name}: the imported package does not validate "
+                f"({len(report.issues)} problem(s)); first: {first}"
+            )
+    counts = ", ".join(
+        f"{n} {name}" for name, n in sorted((k, len(v)) for k, v in tables.rows.items()) if n
+    )
+    console.out(
+        f"Imported {review.source_file} ({_FORMAT_WORDS.get(review.format, review.format)}): "
+        f"{len(tables.analyses)} analyses; {counts}",
+        highlight=False,
+    )
+    if tables.notes:
+        console.out(
+            f"{len(tables.notes)} note(s) on what was not imported: see {out / 'README.md'}",
+            highlight=False,
+        )
+    console.out(f"Package written to {out / 'datapackage.json'} (valid)", highlight=False)
+    return 0
