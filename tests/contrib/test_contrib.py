@@ -66,36 +66,63 @@ def write(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
     path.write_text(out.getvalue(), encoding="utf-8")
 
 
-def fill_scaffold(root: Path, study_id: str = STUDY) -> None:
-    """Fill the empty cells of the scaffolded rows with the fixture's values."""
-    arm_ids: dict[str, str] = {}
-    for name in ("sources", "studies", "arms", "screening", "bias_judgements"):
+#: resources whose scaffolded rows fill_scaffold fills (key field that names the study)
+SCAFFOLDED = {
+    "sources": "source_id",
+    "studies": "study_id",
+    "arms": "study_id",
+    "comparisons": "study_id",
+    "msc_arms": "study_id",
+    "screening": "study_id",
+    "bias_judgements": "study_id",
+}
+
+
+def scaffolded_arm_ids(root: Path, study_id: str = STUDY) -> dict[str, str]:
+    """The fixture's arm ids -> the arm ids new-study chose (paired through the comparison)."""
+    _, rows = read(root / "data/comparisons.csv")
+    new = next(r for r in rows if r["study_id"] == study_id)
+    example = EXAMPLE["comparisons"][0]
+    return {
+        example[f"{role}_arm_id"]: new[f"{role}_arm_id"] for role in ("experimental", "control")
+    }
+
+
+def fill_scaffold(root: Path, study_id: str = STUDY, *, outcomes: bool = True) -> None:
+    """Fill the empty cells of the scaffolded rows with the fixture's values; then (with
+    ``outcomes``) append the outcome, outcome-definition and claim rows."""
+    arm_ids = scaffolded_arm_ids(root, study_id)
+    fixture_arm = {new: old for old, new in arm_ids.items()}
+    for name, key in SCAFFOLDED.items():
         path = root / f"data/{name}.csv"
+        if not path.exists():
+            continue
         header, rows = read(path)
-        key = "source_id" if name == "sources" else "study_id"
         for row in rows:
             if row[key] != study_id:
                 continue
             if name == "bias_judgements":
                 values = EXAMPLE["bias_judgements"]
-            elif name == "arms":
-                values = next(a for a in EXAMPLE["arms"] if a["role"] == row["role"])
-                arm_ids[row["role"]] = row["arm_id"]
+            elif name in {"arms", "msc_arms"}:
+                values = next(a for a in EXAMPLE[name] if a["arm_id"] == fixture_arm[row["arm_id"]])
             else:
                 values = EXAMPLE[name][0]
             for field, value in values.items():
                 if not row.get(field) and field in header:
                     row[field] = value
         write(path, header, rows)
+    if not outcomes:
+        return
     # outcome and claim rows are not scaffolded: append them, arm ids as scaffolded
-    by_role = {a["arm_id"]: a["role"] for a in EXAMPLE["arms"]}
     extra: dict[str, list[dict[str, Any]]] = {}
-    for name in ("continuous_outcomes", "dichotomous_outcomes", "claims"):
+    for name in ("outcomes", "continuous_outcomes", "dichotomous_outcomes", "claims"):
         extra[name] = []
         for row in EXAMPLE[name]:
-            new = {**row, "study_id": study_id}
+            new = dict(row)
+            if "study_id" in new:
+                new["study_id"] = study_id
             if "arm_id" in new:
-                new["arm_id"] = arm_ids[by_role[row["arm_id"]]]
+                new["arm_id"] = arm_ids[row["arm_id"]]
             extra[name].append(new)
     append_rows(load_package(root / "datapackage.json"), extra)
 
@@ -139,11 +166,11 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_new_study_scaffolds_rows_in_schema_order(tmp_path: Path) -> None:
     descriptor = copy_package(tmp_path / "pkg")
     root = descriptor.parent
-    before = {name: read(root / f"data/{name}.csv")[1] for name in ("arms", "screening")}
+    before = {name: read(root / f"data/{name}.csv")[1] for name in ("comparisons", "screening")}
     console = quiet()
     assert run_new_study(descriptor, STUDY, console=console) == 0
     package = load_package(descriptor)
-    for name in ("sources", "studies", "arms", "screening", "bias_judgements"):
+    for name in SCAFFOLDED:
         header, _ = read(root / f"data/{name}.csv")
         assert header == package.resources[name].field_names  # column order kept
         raw = (root / f"data/{name}.csv").read_bytes()
@@ -154,15 +181,34 @@ def test_new_study_scaffolds_rows_in_schema_order(tmp_path: Path) -> None:
     new_study = [r for r in studies if r["study_id"] == STUDY]
     assert len(new_study) == 1 and new_study[0]["source_id"] == STUDY
     assert new_study[0]["design"] == "" and new_study[0]["label"] == ""
+    # two arms, experimental then control, with the package's usual ids
     _, arms = read(root / "data/arms.csv")
     new_arms = [r for r in arms if r["study_id"] == STUDY]
-    roles = package.resources["arms"].field("role")["constraints"]["enum"]
-    assert [a["role"] for a in new_arms] == roles
-    assert all(a["primary_comparison"] == "true" for a in new_arms)
+    assert [a["arm_id"] for a in new_arms] == ["msc", "control"]
     assert all(a["description"] == "" and a["source_id"] == STUDY for a in new_arms)
-    # arm ids follow the package's convention when it has one
-    used = {a["arm_id"] for a in before["arms"]}
-    assert {a["arm_id"] for a in new_arms} <= used | set(roles)
+    assert all(a["comparator_type"] == "" for a in new_arms)  # to be read from the sources
+    used = {r["experimental_arm_id"] for r in before["comparisons"]}
+    assert new_arms[0]["arm_id"] in used
+    # one primary comparison linking them, under the package's usual label
+    _, comparisons = read(root / "data/comparisons.csv")
+    new_comparisons = [r for r in comparisons if r["study_id"] == STUDY]
+    assert new_comparisons == [
+        {
+            "comparison_id": "example2027_msc_vs_control",
+            "study_id": STUDY,
+            "experimental_arm_id": "msc",
+            "control_arm_id": "control",
+            "label": "MSC versus control",
+            "primary": "true",
+            "source_id": STUDY,
+            "notes": "",
+        }
+    ]
+    # the msc extension is declared: one msc_arms row per arm, keys only
+    _, msc_arms = read(root / "data/msc_arms.csv")
+    new_msc = [r for r in msc_arms if r["study_id"] == STUDY]
+    assert [r["arm_id"] for r in new_msc] == ["msc", "control"]
+    assert all(r["cell_source"] == r["route"] == "" and r["source_id"] == STUDY for r in new_msc)
     _, bias = read(root / "data/bias_judgements.csv")
     new_bias = [r for r in bias if r["study_id"] == STUDY]
     assert len(new_bias) == 7
@@ -171,6 +217,7 @@ def test_new_study_scaffolds_rows_in_schema_order(tmp_path: Path) -> None:
         "random_sequence_generation",
         "allocation_concealment",
     ]
+    assert all(r["domain_label"] == "" for r in new_bias)  # standard domains
     # judgement left empty on purpose: it must be assessed, with support and assessor
     assert all(r["judgement"] == "" and r["result_scope"] == "all" for r in new_bias)
     _, screening = read(root / "data/screening.csv")
@@ -178,10 +225,16 @@ def test_new_study_scaffolds_rows_in_schema_order(tmp_path: Path) -> None:
     assert len(new_screening) == 1
     ids = [r["record_id"] for r in before["screening"]]
     assert new_screening[0]["record_id"] not in ids
-    text = output(console)
+    # no outcome rows: they depend on what the sources report
+    for name in ("continuous_outcomes", "dichotomous_outcomes"):
+        assert all(r["study_id"] != STUDY for r in read(root / f"data/{name}.csv")[1])
+    text = " ".join(output(console).split())
     assert "data/studies.csv row" in text and "build_descriptor" in text
-    assert "judgement, support, assessor" in text
-    assert "the control arm needs a comparator_type" in " ".join(text.split())
+    assert "data/comparisons.csv row" in text and "data/msc_arms.csv rows" in text
+    assert "judgement, assessor" in text
+    assert "the control arm (control) needs a comparator_type" in text
+    assert "label pre-filled" in text and "not_applicable in cell_source, origin, route" in text
+    assert "outcome_id of outcomes.csv" in text
 
 
 def test_scaffold_is_invalid_until_filled(tmp_path: Path) -> None:
@@ -271,20 +324,110 @@ def test_reuses_existing_source_and_screening_row(tmp_path: Path) -> None:
 
 
 def test_vocabularies_come_from_the_schemas(tmp_path: Path) -> None:
-    """A third role in the schema gives a third arm; column order follows the schema."""
+    """The RoB 1 domains, the true value and the column order come from the schemas."""
     descriptor = copy_package(tmp_path / "pkg")
     root = descriptor.parent
-    schema_path = root / "schemas/arms.schema.json"
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    role = next(f for f in schema["fields"] if f["name"] == "role")
-    role["constraints"]["enum"].append("comparator")
-    schema_path.write_text(json.dumps(schema), encoding="utf-8")
+
+    def edit(name: str, change: Any) -> None:
+        path = root / f"schemas/{name}.schema.json"
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        change(schema)
+        path.write_text(json.dumps(schema), encoding="utf-8")
+
+    def domains(schema: dict[str, Any]) -> None:
+        field = next(f for f in schema["fields"] if f["name"] == "domain")
+        field["description"] = "Standard domains: rob1: selection_bias, other_bias; rob2: x."
+
+    def true_value(schema: dict[str, Any]) -> None:
+        field = next(f for f in schema["fields"] if f["name"] == "primary")
+        field["trueValues"] = ["yes"]
+        field["falseValues"] = ["no"]
+
+    edit("bias_judgements", domains)
+    edit("comparisons", true_value)
+    # the arms schema lists label after description: the new rows follow that order
+    edit(
+        "arms",
+        lambda s: s["fields"].insert(3, s["fields"].pop(2)),
+    )
+    header, rows = read(root / "data/arms.csv")
+    header.insert(3, header.pop(2))
+    write(root / "data/arms.csv", header, rows)
     assert run_new_study(descriptor, STUDY, console=quiet()) == 0
-    _, arms = read(root / "data/arms.csv")
-    assert [a["role"] for a in arms if a["study_id"] == STUDY] == [
-        "intervention",
-        "control",
-        "comparator",
+    _, bias = read(root / "data/bias_judgements.csv")
+    assert [r["domain"] for r in bias if r["study_id"] == STUDY] == [
+        "selection_bias",
+        "other_bias",
+    ]
+    _, comparisons = read(root / "data/comparisons.csv")
+    assert next(r for r in comparisons if r["study_id"] == STUDY)["primary"] == "yes"
+    lines = (root / "data/arms.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].split(",")[:4] == ["study_id", "arm_id", "comparator_type", "label"]
+    assert lines[-1] == "example2027,control,,,,,,,example2027,"
+
+
+def test_arm_ids_follow_the_comparisons_schema(tmp_path: Path) -> None:
+    """Roles are the comparisons schema's ROLE_arm_id fields; an empty package uses them."""
+    descriptor = copy_package(tmp_path / "pkg")
+    comparisons = load_package(descriptor).resources["comparisons"]
+    assert contrib.arm_roles(comparisons) == [
+        ("experimental", "experimental_arm_id"),
+        ("control", "control_arm_id"),
+    ]
+    comparisons.schema["fields"] = [
+        f for f in comparisons.schema["fields"] if f["name"] != "control_arm_id"
+    ]
+    with pytest.raises(PackageError, match="expected two fields naming the compared arms"):
+        contrib.arm_roles(comparisons)
+
+
+@pytest.mark.parametrize("ext", [[], ["msc"]], ids=["core", "msc"])
+def test_new_study_in_a_package_made_by_init(tmp_path: Path, ext: list[str]) -> None:
+    """In an empty package: role names as arm ids, no label to copy, extension rows only
+    when the extension is declared; filled in, the package validates."""
+    from trialpool.contrib.init import create_package
+
+    folder = tmp_path / "review"
+    create_package(folder, extensions=ext)
+    descriptor = folder / "datapackage.json"
+    console = quiet()
+    assert run_new_study(descriptor, STUDY, console=console) == 0
+    _, arms = read(folder / "data/arms.csv")
+    assert [a["arm_id"] for a in arms] == ["experimental", "control"]
+    _, comparisons = read(folder / "data/comparisons.csv")
+    assert [(c["comparison_id"], c["label"], c["primary"]) for c in comparisons] == [
+        ("example2027_experimental_vs_control", "", "true")
+    ]
+    assert "label is the review-level name" in " ".join(output(console).split())
+    _, screening = read(folder / "data/screening.csv")
+    assert [r["record_id"] for r in screening] == [STUDY]
+    if ext:
+        _, msc_arms = read(folder / "data/msc_arms.csv")
+        assert [r["arm_id"] for r in msc_arms] == ["experimental", "control"]
+    else:
+        assert not (folder / "data/msc_arms.csv").exists()
+    fill_scaffold(folder, outcomes=False)
+    _build_descriptor(folder)
+    issues = trialpool_issues(descriptor)
+    if issues is not None:
+        assert issues == []
+
+
+def test_optional_resources_may_be_absent(tmp_path: Path) -> None:
+    """Without screening and bias_judgements (optional in the core), only the rest."""
+    descriptor = copy_package(tmp_path / "pkg")
+    data = json.loads(descriptor.read_text(encoding="utf-8"))
+    data["resources"] = [
+        r for r in data["resources"] if r["name"] not in {"screening", "bias_judgements"}
+    ]
+    descriptor.write_text(json.dumps(data), encoding="utf-8")
+    plans, _ = plan_new_study(load_package(descriptor), STUDY)
+    assert [p.file.resource.name for p in plans] == [
+        "sources",
+        "studies",
+        "arms",
+        "comparisons",
+        "msc_arms",
     ]
 
 
@@ -302,7 +445,7 @@ def test_header_must_match_schema(tmp_path: Path) -> None:
     descriptor = copy_package(tmp_path / "pkg")
     path = descriptor.parent / "data/arms.csv"
     text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("arm_id,role", "role,arm_id", 1), encoding="utf-8")
+    path.write_text(text.replace("arm_id,label", "label,arm_id", 1), encoding="utf-8")
     before = snapshot(descriptor.parent)
     with pytest.raises(PackageError, match=r"data/arms\.csv: header does not match"):
         run_new_study(descriptor, STUDY, console=quiet())
