@@ -4,19 +4,38 @@
 Reads the CSV exports of metadat datasets in tests/golden/data/ (written by
 scripts/golden/effects.R, with metadat's own title and Source text in
 metadat_docs.json) and writes one package per dataset under
-tests/fixtures/metadat_<name>/: datapackage.json, data/*.csv (every resource of the
-project, header-only where the dataset has nothing to say) and schemas/ — a byte-for-byte
-copy of the repository's schemas/ (a package may not point outside its folder, and
-tests/analysis/test_pool_cli.py checks that the copies never drift from the originals).
+tests/fixtures/metadat_<name>/: datapackage.json, data/*.csv (every core resource of
+schemas/core.json, header-only where the dataset has nothing to say) and schemas/ — a
+byte-for-byte copy of the repository's core schemas (a package may not point outside its
+folder, and tests/analysis/test_pool_cli.py checks that the copies never drift from the
+originals). The packages declare no extension: these are not MSC data.
 
-These packages exist to test the pooling engine end to end on data nobody here wrote;
-they are not liver data. The outcome vocabulary is fixed by the schemas, so each
-fixture maps its outcome to a stand-in code and says so in its notes and descriptor.
-Where the schemas need a value the dataset does not have (a time point; normand1999's
-year), the fixture states the stand-in it uses in the row's notes. A control arm's
-comparator_type follows the control metadat documents: dat.bcg's unvaccinated controls
-are ``untreated``; dat.nielweise2007's standard catheter and dat.normand1999's routine
-care are ``standard_care`` (usual care, as the default analysis pools it).
+These packages exist to test the pooling engine end to end on data nobody here wrote.
+Each outcome is the dataset's own, defined as a row of ``outcomes`` in the words of
+metadat's help page for the dataset (Description, Format and Details sections; cited in
+the outcome's ``source_id`` and ``locator``):
+
+* dat.bcg: ``tuberculosis`` — TB positive cases in the vaccinated and the control
+  (non-vaccinated) groups (tpos, cpos of tpos + tneg and cpos + cneg); the vaccine is
+  meant to prevent tuberculosis, so lower is better;
+* dat.nielweise2007: ``crbsi`` — catheter-related bloodstream infections (CRBSIs) in
+  patients receiving an anti-infective-treated or a standard catheter (ai of n1i, ci of
+  n2i); the treated catheters are meant to reduce the risk of CRBSIs;
+* dat.normand1999: ``length_of_stay`` — mean (SD) length of hospital stay in days of
+  stroke patients under specialized and under routine care; the hypothesis is that
+  specialist care shortens it.
+
+The datasets give no time point, so every per-arm row has ``timepoint`` ``as_reported``
+and no ``timepoint_weeks``. Each study has two arms (no role) and one ``comparisons`` row,
+primary, saying which arm is experimental and which is the control, under a label naming
+what the dataset compares. A control arm's comparator_type follows the control metadat
+documents: dat.bcg's unvaccinated controls are ``untreated``; dat.nielweise2007's standard
+catheter and dat.normand1999's routine care are ``standard_care`` (usual care, as the
+default analysis pools it). A study's design comes from the dataset: dat.bcg's allocation
+column (random: rct; alternate or systematic: non_randomised_controlled);
+dat.nielweise2007's source is a systematic review of randomized controlled trials.
+metadat documents no design for dat.normand1999: its studies are recorded as rct, and
+their notes say so (see NORMAND_DESIGN_NOTE).
 
 Usage::
 
@@ -47,35 +66,44 @@ DATA = ROOT / "tests" / "golden" / "data"
 FIXTURES = ROOT / "tests" / "fixtures"
 SCHEMAS = ROOT / "schemas"
 
-RESOURCES = [
-    ("sources", "Sources"),
-    ("studies", "Studies"),
-    ("arms", "Arms"),
-    ("continuous_outcomes", "Continuous outcomes (per arm)"),
-    ("dichotomous_outcomes", "Dichotomous outcomes (per arm)"),
-    ("bias_judgements", "Risk-of-bias judgements"),
-    ("claims", "Claims: what each source says"),
-    ("published_results", "Pooled results printed by reviews"),
-    ("screening", "Screening decisions"),
-]
-
-#: the time point every fixture row uses: metadat gives none, the schema needs one
-TIMEPOINT = 1
-TIMEPOINT_NOTE = (
-    f"timepoint_weeks = {TIMEPOINT} is a stand-in: the metadat dataset gives no time point"
-)
+#: the time point code of every per-arm row: the datasets give no separate time point
+TIMEPOINT = "as_reported"
 ENGINE_NOTE = "Engine-test fixture built from metadat by scripts/make_fixture_packages.py."
+NORMAND_DESIGN_NOTE = (
+    "metadat documents neither author, year nor design of the studies; they are recorded "
+    "as rct (trials of specialist stroke unit care versus routine care, as Normand (1999) "
+    "pools them) so that the default RCT-only analysis uses them."
+)
 
 
-@dataclass
+def core_resources() -> list[dict[str, Any]]:
+    """The core resources of schemas/core.json, in descriptor order (no extension)."""
+    manifest = json.loads((SCHEMAS / "core.json").read_text(encoding="utf-8"))
+    return list(manifest["resources"])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The dataset's outcome, as metadat's help page documents it."""
+
+    outcome_id: str
+    label: str
+    data_type: str
+    unit: str
+    direction: str
+    description: str
+    locator: str
+
+
+@dataclass(frozen=True)
 class Fixture:
     """One package: the dataset it comes from and how its rows are built."""
 
     name: str
     dataset: str
     source_id: str
-    outcome: str
-    outcome_note: str
+    outcome: Outcome
+    comparison_label: str
     build_rows: Callable[[list[dict[str, str]], Fixture], dict[str, list[dict[str, Any]]]]
 
 
@@ -118,12 +146,26 @@ def _source_row(fx: Fixture) -> dict[str, Any]:
     }
 
 
+def _outcome_row(fx: Fixture) -> dict[str, Any]:
+    o = fx.outcome
+    return {
+        "outcome_id": o.outcome_id,
+        "label": o.label,
+        "data_type": o.data_type,
+        "unit": o.unit,
+        "direction": o.direction,
+        "description": o.description,
+        "source_id": fx.source_id,
+        "locator": o.locator,
+    }
+
+
 def _study(
     fx: Fixture,
     study_id: str,
     label: str,
     first_author: str,
-    year: int,
+    year: int | None,
     design: str,
     notes: str,
 ) -> dict[str, Any]:
@@ -131,8 +173,7 @@ def _study(
         "study_id": study_id,
         "label": label,
         "first_author": first_author,
-        "year": year,
-        "country": "not reported in the metadat dataset",
+        "year": "" if year is None else year,
         "design": design,
         "blinding": "unclear",
         "source_id": fx.source_id,
@@ -144,47 +185,60 @@ def _arm(
     fx: Fixture,
     study_id: str,
     arm_id: str,
-    role: str,
+    label: str,
     description: str,
-    n: int | None,
+    n: int,
     comparator: str = "not_applicable",
 ) -> dict[str, Any]:
     """One arm; ``comparator`` is the control's comparator_type, read from the
-    description metadat documents (not_applicable for intervention arms)."""
+    description metadat documents (not_applicable for the experimental arm)."""
     return {
         "study_id": study_id,
         "arm_id": arm_id,
-        "role": role,
+        "label": label,
         "comparator_type": comparator,
-        "primary_comparison": "true",
         "description": description,
-        "cell_source": "not_applicable",
-        "origin": "not_applicable",
-        "route": "not_applicable",
-        "n_analysed": "" if n is None else n,
+        "n_analysed": n,
         "source_id": fx.source_id,
-        "notes": "No cells: not an MSC trial (engine-test fixture).",
     }
 
 
-def _events(fx: Fixture, study_id: str, arm_id: str, events: int, total: int, row: int):
+def _comparison(fx: Fixture, study_id: str, experimental: str, control: str) -> dict[str, Any]:
+    return {
+        "comparison_id": f"{study_id}_{experimental}_vs_{control}",
+        "study_id": study_id,
+        "experimental_arm_id": experimental,
+        "control_arm_id": control,
+        "label": fx.comparison_label,
+        "primary": "true",
+        "source_id": fx.source_id,
+    }
+
+
+def _events(
+    fx: Fixture, study_id: str, arm_id: str, events: int, total: int, row: int, columns: str
+) -> dict[str, Any]:
     return {
         "study_id": study_id,
         "arm_id": arm_id,
-        "outcome": fx.outcome,
-        "timepoint_weeks": TIMEPOINT,
+        "outcome": fx.outcome.outcome_id,
+        "timepoint": TIMEPOINT,
         "events": events,
         "total": total,
         "source_id": fx.source_id,
-        "locator": f"metadat {fx.dataset}, row {row}",
+        "locator": f"metadat {fx.dataset}, row {row} ({columns})",
         "verification": "secondary",
-        "notes": f"{fx.outcome_note}; {TIMEPOINT_NOTE}.",
     }
 
 
 def _bcg(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str, Any]]]:
     ids = _unique([f"{_slug(r['author'].split()[0])}{r['year']}" for r in rows])
-    out: dict[str, list[dict[str, Any]]] = {"studies": [], "arms": [], "dichotomous_outcomes": []}
+    out: dict[str, list[dict[str, Any]]] = {
+        "studies": [],
+        "arms": [],
+        "comparisons": [],
+        "dichotomous_outcomes": [],
+    }
     for i, (sid, r) in enumerate(zip(ids, rows, strict=True), start=1):
         design = "rct" if r["alloc"] == "random" else "non_randomised_controlled"
         out["studies"].append(
@@ -202,16 +256,28 @@ def _bcg(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str, An
         )
         n1 = int(r["tpos"]) + int(r["tneg"])
         n2 = int(r["cpos"]) + int(r["cneg"])
-        out["arms"].append(_arm(fx, sid, "bcg", "intervention", "BCG vaccination.", n1))
-        out["arms"].append(_arm(fx, sid, "control", "control", "Not vaccinated.", n2, "untreated"))
-        out["dichotomous_outcomes"].append(_events(fx, sid, "bcg", int(r["tpos"]), n1, i))
-        out["dichotomous_outcomes"].append(_events(fx, sid, "control", int(r["cpos"]), n2, i))
+        out["arms"].append(_arm(fx, sid, "bcg", "Vaccinated", "BCG vaccination.", n1))
+        out["arms"].append(
+            _arm(fx, sid, "control", "Not vaccinated", "Not vaccinated.", n2, "untreated")
+        )
+        out["comparisons"].append(_comparison(fx, sid, "bcg", "control"))
+        out["dichotomous_outcomes"].append(
+            _events(fx, sid, "bcg", int(r["tpos"]), n1, i, "tpos; total = tpos + tneg")
+        )
+        out["dichotomous_outcomes"].append(
+            _events(fx, sid, "control", int(r["cpos"]), n2, i, "cpos; total = cpos + cneg")
+        )
     return out
 
 
 def _nielweise(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str, Any]]]:
     ids = _unique([f"{_slug(r['author'])}{r['year']}" for r in rows])
-    out: dict[str, list[dict[str, Any]]] = {"studies": [], "arms": [], "dichotomous_outcomes": []}
+    out: dict[str, list[dict[str, Any]]] = {
+        "studies": [],
+        "arms": [],
+        "comparisons": [],
+        "dichotomous_outcomes": [],
+    }
     for i, (sid, r) in enumerate(zip(ids, rows, strict=True), start=1):
         out["studies"].append(
             _study(
@@ -227,59 +293,98 @@ def _nielweise(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[s
         )
         n1, n2 = int(r["n1i"]), int(r["n2i"])
         out["arms"].append(
-            _arm(fx, sid, "treated", "intervention", "Anti-infective-treated catheter.", n1)
+            _arm(
+                fx,
+                sid,
+                "treated",
+                "Anti-infective catheter",
+                "Anti-infective-treated central venous catheter.",
+                n1,
+            )
         )
         out["arms"].append(
-            _arm(fx, sid, "standard", "control", "Standard catheter.", n2, "standard_care")
+            _arm(
+                fx,
+                sid,
+                "standard",
+                "Standard catheter",
+                "Standard central venous catheter.",
+                n2,
+                "standard_care",
+            )
         )
-        out["dichotomous_outcomes"].append(_events(fx, sid, "treated", int(r["ai"]), n1, i))
-        out["dichotomous_outcomes"].append(_events(fx, sid, "standard", int(r["ci"]), n2, i))
+        out["comparisons"].append(_comparison(fx, sid, "treated", "standard"))
+        out["dichotomous_outcomes"].append(
+            _events(fx, sid, "treated", int(r["ai"]), n1, i, "ai of n1i")
+        )
+        out["dichotomous_outcomes"].append(
+            _events(fx, sid, "standard", int(r["ci"]), n2, i, "ci of n2i")
+        )
     return out
 
 
 def _normand(rows: list[dict[str, str]], fx: Fixture) -> dict[str, list[dict[str, Any]]]:
     ids = _unique([_slug(r["source"]) for r in rows])
-    out: dict[str, list[dict[str, Any]]] = {"studies": [], "arms": [], "continuous_outcomes": []}
+    out: dict[str, list[dict[str, Any]]] = {
+        "studies": [],
+        "arms": [],
+        "comparisons": [],
+        "continuous_outcomes": [],
+    }
     for i, (sid, r) in enumerate(zip(ids, rows, strict=True), start=1):
         out["studies"].append(
             _study(
                 fx,
                 sid,
                 r["source"],
-                f"not reported in metadat (source of data: {r['source']})",
-                1999,
+                "",
+                None,
                 "rct",
-                f"Study {r['study']} of dat.normand1999. metadat documents neither author, "
-                "year nor design: year = 1999 (the review's year) and design = rct are "
-                f"stand-ins so that the default (RCT-only) analysis uses it. {ENGINE_NOTE}",
+                f"Study {r['study']} of dat.normand1999 (source of data: {r['source']}). "
+                f"{NORMAND_DESIGN_NOTE} {ENGINE_NOTE}",
             )
         )
         n1, n2 = int(r["n1i"]), int(r["n2i"])
         out["arms"].append(
-            _arm(fx, sid, "specialist", "intervention", "Specialised (stroke unit) care.", n1)
+            _arm(
+                fx,
+                sid,
+                "specialist",
+                "Specialized care",
+                "Specialized (specialist stroke unit) care.",
+                n1,
+            )
         )
         out["arms"].append(
-            _arm(fx, sid, "routine", "control", "Routine care.", n2, "standard_care")
+            _arm(
+                fx,
+                sid,
+                "routine",
+                "Routine care",
+                "Conventional/routine (non-specialist) care.",
+                n2,
+                "standard_care",
+            )
         )
-        for arm, n, m, sd in (
-            ("specialist", n1, r["m1i"], r["sd1i"]),
-            ("routine", n2, r["m2i"], r["sd2i"]),
+        out["comparisons"].append(_comparison(fx, sid, "specialist", "routine"))
+        for arm, n, m, sd, cols in (
+            ("specialist", n1, r["m1i"], r["sd1i"], "n1i, m1i, sd1i"),
+            ("routine", n2, r["m2i"], r["sd2i"], "n2i, m2i, sd2i"),
         ):
             out["continuous_outcomes"].append(
                 {
                     "study_id": sid,
                     "arm_id": arm,
-                    "outcome": fx.outcome,
-                    "timepoint_weeks": TIMEPOINT,
+                    "outcome": fx.outcome.outcome_id,
+                    "timepoint": TIMEPOINT,
                     "statistic": "mean_sd",
                     "n": n,
                     "mean": m,
                     "sd": sd,
-                    "unit": "days",
+                    "unit": fx.outcome.unit,
                     "source_id": fx.source_id,
-                    "locator": f"metadat {fx.dataset}, row {i}",
+                    "locator": f"metadat {fx.dataset}, row {i} ({cols})",
                     "verification": "secondary",
-                    "notes": f"{fx.outcome_note}; {TIMEPOINT_NOTE}.",
                 }
             )
     return out
@@ -290,27 +395,60 @@ FIXTURES_SPEC = [
         "bcg",
         "dat.bcg",
         "colditz1994",
-        "adverse_event",
-        "Stand-in outcome code for an engine test: the value is the number of tuberculosis "
-        "cases (dat.bcg tpos/cpos), not adverse events",
+        Outcome(
+            "tuberculosis",
+            "Tuberculosis cases",
+            "dichotomous",
+            "",
+            "lower_is_better",
+            "Number of TB positive cases in the treated (vaccinated) group (tpos) and in the "
+            "control (non-vaccinated) group (cpos), of the TB positive and TB negative cases "
+            "of each group (tpos + tneg, cpos + cneg). The goal of the meta-analysis was to "
+            "examine the overall effectiveness of the BCG vaccine for preventing tuberculosis.",
+            "metadat help page of dat.bcg: Description; Format (tpos, tneg, cpos, cneg); "
+            "Details (2x2 table of TB positive and TB negative cases)",
+        ),
+        "BCG vaccine versus no vaccine",
         _bcg,
     ),
     Fixture(
         "nielweise2007",
         "dat.nielweise2007",
         "nielweise2007",
-        "severe_infection",
-        "Stand-in outcome code for an engine test: the value is the number of "
-        "catheter-related bloodstream infections (dat.nielweise2007 ai/ci)",
+        Outcome(
+            "crbsi",
+            "Catheter-related bloodstream infection (CRBSI)",
+            "dichotomous",
+            "",
+            "lower_is_better",
+            "Number of CRBSIs in patients receiving an anti-infective catheter (ai) and in "
+            "patients receiving a standard catheter (ci), of the patients receiving each "
+            "catheter (n1i, n2i). Anti-infective-treated catheters are meant to reduce the "
+            "risk of CRBSIs.",
+            "metadat help page of dat.nielweise2007: Description; Format (ai, n1i, ci, n2i); "
+            "Details",
+        ),
+        "Anti-infective-treated versus standard central venous catheter",
         _nielweise,
     ),
     Fixture(
         "normand1999",
         "dat.normand1999",
         "normand1999",
-        "meld",
-        "Stand-in outcome code for an engine test: the value is the length of hospital stay "
-        "in days of stroke patients (dat.normand1999), not a MELD score",
+        Outcome(
+            "length_of_stay",
+            "Length of hospital stay",
+            "continuous",
+            "days",
+            "lower_is_better",
+            "Mean length of the hospital stay (in days) of stroke patients, with its standard "
+            "deviation, under specialized care (m1i, sd1i) and under routine care (m2i, sd2i). "
+            "The meta-analysis examined whether specialist stroke unit care results in a "
+            "shorter length of hospitalization than routine management.",
+            "metadat help page of dat.normand1999: Description; Format (n1i, m1i, sd1i, n2i, "
+            "m2i, sd2i); Details",
+        ),
+        "Specialized care versus routine care",
         _normand,
     ),
 ]
@@ -333,26 +471,30 @@ def write_fixture(fx: Fixture, root: Path) -> None:
     (root / "schemas").mkdir()
     tables = fx.build_rows(_read(fx.dataset), fx)
     tables["sources"] = [_source_row(fx)]
+    tables["outcomes"] = [_outcome_row(fx)]
     resources = []
-    for name, title in RESOURCES:
-        schema_file = SCHEMAS / f"{name}.schema.json"
+    for spec in core_resources():
+        name, schema_rel = spec["name"], spec["schema"]
+        schema_file = SCHEMAS / schema_rel
         shutil.copyfile(schema_file, root / "schemas" / schema_file.name)
         fields = [f["name"] for f in json.loads(schema_file.read_text(encoding="utf-8"))["fields"]]
         (root / "data" / f"{name}.csv").write_text(
-            _csv_text(fields, tables.get(name, [])), encoding="utf-8"
+            _csv_text(fields, tables.pop(name, [])), encoding="utf-8"
         )
         resources.append(
             {
                 "name": name,
-                "title": title,
+                "title": spec["title"],
                 "path": f"data/{name}.csv",
-                "schema": f"schemas/{name}.schema.json",
+                "schema": f"schemas/{schema_file.name}",
                 "profile": "tabular-data-resource",
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
             }
         )
+    if tables:  # a table the core does not have: never silently dropped
+        raise ValueError(f"{fx.name}: rows for resources outside the core: {sorted(tables)}")
     doc = _docs()[fx.dataset]
     descriptor = {
         "profile": "tabular-data-package",
@@ -361,9 +503,12 @@ def write_fixture(fx: Fixture, root: Path) -> None:
         "version": "1.0.0",
         "title": f"Engine-test fixture from metadat {fx.dataset}: {doc['title']}",
         "description": (
-            f"{doc['title']} ({fx.dataset} in the R package metadat), converted into the "
-            "msc-aclf-trials package format to test the pooling engine end to end against "
-            f"metafor. Not liver data. {fx.outcome_note}. {TIMEPOINT_NOTE}."
+            f"{doc['title']} ({fx.dataset} in the R package metadat), converted into a "
+            "package of the trialpool core schema (no extension) to test the pooling engine "
+            f"end to end against metafor. Outcome: {fx.outcome.outcome_id} "
+            f"({fx.outcome.label}), as metadat's help page documents it. Comparison: "
+            f"{fx.comparison_label}, one per study. The dataset gives no time point: every "
+            f"per-arm row has timepoint {TIMEPOINT} and no timepoint_weeks."
         ),
         "licenses": [
             {

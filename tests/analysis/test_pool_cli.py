@@ -4,10 +4,14 @@ The fixture packages (tests/fixtures/metadat_*, built by scripts/make_fixture_pa
 from the metadat CSV exports) go through the whole path: validation, package reading,
 arm pairing, escalc, pooling and the JSON printed by the CLI. The reference values are
 metafor's (tests/golden/effects.json, "fixture_pools", from scripts/golden/effects.R).
+Each fixture pools its dataset's real outcome (a row of its ``outcomes``); the datasets give
+no time point, so every row is ``as_reported`` and no ``--timepoint`` is needed (a study's
+one time-point code is used).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -27,10 +31,11 @@ GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "effects.json").read
 POOLS = GOLDEN["fixture_pools"]
 RATIO = {"RR", "OR"}
 
+#: each fixture's outcome, as metadat documents it (see scripts/make_fixture_packages.py)
 OUTCOME = {
-    "metadat_bcg": "adverse_event",
-    "metadat_nielweise2007": "severe_infection",
-    "metadat_normand1999": "meld",
+    "metadat_bcg": "tuberculosis",
+    "metadat_nielweise2007": "crbsi",
+    "metadat_normand1999": "length_of_stay",
 }
 
 
@@ -139,7 +144,7 @@ def test_bcg_default_pool_uses_the_randomised_trials_only(
             "pool",
             str(FIXTURES / "metadat_bcg" / "datapackage.json"),
             "--outcome",
-            "adverse_event",
+            "tuberculosis",
             "--measure",
             "RR",
             "--method",
@@ -165,7 +170,7 @@ def test_pool_console_script_subprocess() -> None:
             "pool",
             str(FIXTURES / "metadat_nielweise2007" / "datapackage.json"),
             "--outcome",
-            "severe_infection",
+            "crbsi",
             "--measure",
             "OR",
             "--method",
@@ -188,7 +193,7 @@ def test_pool_table_output(capsys: pytest.CaptureFixture[str]) -> None:
             "pool",
             str(FIXTURES / "metadat_normand1999" / "datapackage.json"),
             "--outcome",
-            "meld",
+            "length_of_stay",
             "--measure",
             "MD",
             "--method",
@@ -206,18 +211,21 @@ def test_pool_impossible_requests_exit_1(capsys: pytest.CaptureFixture[str]) -> 
         ["pool", pkg, "--outcome", "nonsense", "--measure", "MD", "--method", "REML"], capsys
     )
     assert code == 1
-    assert "unknown outcome 'nonsense'" in err and "meld" in err and "death" in err
+    # the valid codes listed are the package's own outcomes (its outcomes table)
+    assert "unknown outcome 'nonsense'" in err and "continuous length_of_stay" in err
+    assert "dichotomous (none)" in err
     assert len(err.strip().splitlines()) == 1
+    los = "length_of_stay"
     code, _, err = run_cli(
-        ["pool", pkg, "--outcome", "meld", "--measure", "RR", "--method", "REML"], capsys
+        ["pool", pkg, "--outcome", los, "--measure", "RR", "--method", "REML"], capsys
     )
     assert code == 1 and "continuous" in err
     code, _, err = run_cli(
-        ["pool", pkg, "--outcome", "meld", "--measure", "MD", "--method", "MH"], capsys
+        ["pool", pkg, "--outcome", los, "--measure", "MD", "--method", "MH"], capsys
     )
     assert code == 1 and "Mantel-Haenszel" in err
     code, _, err = run_cli(
-        ["pool", pkg, "--outcome", "meld", "--measure", "XX", "--method", "REML"], capsys
+        ["pool", pkg, "--outcome", los, "--measure", "XX", "--method", "REML"], capsys
     )
     assert code == 2  # usage error (typer)
 
@@ -235,7 +243,7 @@ def test_pool_refuses_an_invalid_package(
         "pool",
         str(pkg / "datapackage.json"),
         "--outcome",
-        "severe_infection",
+        "crbsi",
         "--measure",
         "OR",
         "--method",
@@ -258,6 +266,79 @@ def test_fixture_schemas_are_the_repository_schemas() -> None:
         assert copies
         for copy in copies:
             assert copy.read_bytes() == (ROOT / "schemas" / copy.name).read_bytes(), copy
+
+
+def _csv(fixture: str, name: str) -> list[dict[str, str]]:
+    path = FIXTURES / fixture / "data" / f"{name}.csv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+#: (outcome_id, label, data_type, unit, direction, comparison label) of each fixture
+REAL = {
+    "metadat_bcg": (
+        "tuberculosis",
+        "Tuberculosis cases",
+        "dichotomous",
+        "",
+        "lower_is_better",
+        "BCG vaccine versus no vaccine",
+    ),
+    "metadat_nielweise2007": (
+        "crbsi",
+        "Catheter-related bloodstream infection (CRBSI)",
+        "dichotomous",
+        "",
+        "lower_is_better",
+        "Anti-infective-treated versus standard central venous catheter",
+    ),
+    "metadat_normand1999": (
+        "length_of_stay",
+        "Length of hospital stay",
+        "continuous",
+        "days",
+        "lower_is_better",
+        "Specialized care versus routine care",
+    ),
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(REAL))
+def test_fixtures_hold_the_real_outcome_and_one_primary_comparison_per_study(
+    fixture: str,
+) -> None:
+    """The dataset's own outcome (metadat's help page, cited), core resources only, no
+    extension, rows as_reported, and one primary comparison per study."""
+    descriptor = json.loads((FIXTURES / fixture / "datapackage.json").read_text("utf-8"))
+    core = json.loads((ROOT / "schemas" / "core.json").read_text("utf-8"))
+    assert [r["name"] for r in descriptor["resources"]] == [r["name"] for r in core["resources"]]
+    assert "extensions" not in descriptor
+    assert "stand-in" not in json.dumps(descriptor).lower()
+    outcome_id, label, data_type, unit, direction, comparison = REAL[fixture]
+    (outcome,) = _csv(fixture, "outcomes")
+    assert (outcome["outcome_id"], outcome["label"], outcome["data_type"]) == (
+        outcome_id,
+        label,
+        data_type,
+    )
+    assert (outcome["unit"], outcome["direction"]) == (unit, direction)
+    assert outcome["locator"].startswith(f"metadat help page of dat.{fixture[8:]}")
+    (source,) = _csv(fixture, "sources")
+    assert outcome["source_id"] == source["source_id"] and "metadat" in source["citation"]
+    table = f"{data_type}_outcomes"
+    rows = _csv(fixture, table)
+    assert rows and {r["outcome"] for r in rows} == {outcome_id}
+    assert {(r["timepoint"], r["timepoint_weeks"]) for r in rows} == {("as_reported", "")}
+    arms = _csv(fixture, "arms")
+    assert not {"role", "primary_comparison", "cell_source"} & set(arms[0])
+    studies = [s["study_id"] for s in _csv(fixture, "studies")]
+    comparisons = _csv(fixture, "comparisons")
+    assert [c["study_id"] for c in comparisons] == studies
+    assert {(c["label"], c["primary"]) for c in comparisons} == {(comparison, "true")}
+    controls = {(c["study_id"], c["control_arm_id"]) for c in comparisons}
+    for arm in arms:
+        is_control = (arm["study_id"], arm["arm_id"]) in controls
+        assert (arm["comparator_type"] != "not_applicable") is is_control
 
 
 @pytest.mark.slow
