@@ -36,6 +36,7 @@ Sensitivity rules are stated rules, never a hand-picked list of studies:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -70,45 +71,27 @@ class _Model(BaseModel):
 
 # --- outcome facts used for plans built from the data -----------------------------
 
+Direction = Literal["higher_is_better", "lower_is_better", "not_applicable", "unclear"]
+
 
 class OutcomeInfo(_Model):
-    """Label, default unit and direction of one outcome code."""
+    """One row of a package's ``outcomes`` resource, as a plan built from the data uses
+    it: label, data type, default unit and direction of benefit."""
 
     label: str
-    lower_is_better: bool
-    kind: Literal["continuous", "dichotomous"]
+    data_type: Literal["continuous", "dichotomous", "generic"]
+    unit: str | None = None
+    direction: Direction = "unclear"
 
-
-OUTCOMES: dict[str, OutcomeInfo] = {
-    "meld": OutcomeInfo(label="MELD score", lower_is_better=True, kind="continuous"),
-    "alb": OutcomeInfo(label="Albumin", lower_is_better=False, kind="continuous"),
-    "tbil": OutcomeInfo(label="Total bilirubin", lower_is_better=True, kind="continuous"),
-    "alt": OutcomeInfo(label="ALT", lower_is_better=True, kind="continuous"),
-    "ast": OutcomeInfo(label="AST", lower_is_better=True, kind="continuous"),
-    "inr": OutcomeInfo(label="INR", lower_is_better=True, kind="continuous"),
-    "pt": OutcomeInfo(label="Prothrombin time", lower_is_better=True, kind="continuous"),
-    "pta": OutcomeInfo(label="Prothrombin activity", lower_is_better=False, kind="continuous"),
-    "che": OutcomeInfo(label="Cholinesterase", lower_is_better=False, kind="continuous"),
-    "crp": OutcomeInfo(label="C-reactive protein", lower_is_better=True, kind="continuous"),
-    "death": OutcomeInfo(label="Death", lower_is_better=True, kind="dichotomous"),
-    "death_mof_or_infection": OutcomeInfo(
-        label="Death from multiple organ failure or severe infection",
-        lower_is_better=True,
-        kind="dichotomous",
-    ),
-    "adverse_event": OutcomeInfo(label="Adverse events", lower_is_better=True, kind="dichotomous"),
-    "serious_adverse_event": OutcomeInfo(
-        label="Serious adverse events", lower_is_better=True, kind="dichotomous"
-    ),
-    "severe_infection": OutcomeInfo(
-        label="Severe infection", lower_is_better=True, kind="dichotomous"
-    ),
-    "fever": OutcomeInfo(label="Fever", lower_is_better=True, kind="dichotomous"),
-    "hcc": OutcomeInfo(label="Hepatocellular carcinoma", lower_is_better=True, kind="dichotomous"),
-    "unfavourable_outcome": OutcomeInfo(
-        label="Death or liver transplantation", lower_is_better=True, kind="dichotomous"
-    ),
-}
+    @property
+    def lower_is_better(self) -> bool | None:
+        """True or False when the direction of benefit is stated; None when it is
+        unclear or not applicable."""
+        if self.direction == "lower_is_better":
+            return True
+        if self.direction == "higher_is_better":
+            return False
+        return None
 
 
 # --- sensitivity rules ---------------------------------------------------------------
@@ -339,6 +322,15 @@ class RevManAnalysis(_Model):
     published_source_id: str | None = Field(
         None, description="source_id whose published_results hold the review's own numbers."
     )
+    published_decimals: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description=(
+            "Decimals the source rounded its stored results to (a Cochrane data package: 6; "
+            "a RevMan 5 CSV export: 8); null when it stores full doubles (RevMan 5 files)."
+        ),
+    )
     reproduces: str | None = None
     notes: str | None = None
 
@@ -453,32 +445,99 @@ def plan_json_schema() -> dict[str, Any]:
     return out
 
 
-def auto_plan(available: list[tuple[str, float | None, str, bool]], *, title: str) -> AnalysisPlan:
+def _when(timepoint: float | str) -> tuple[str, str]:
+    """(id suffix, title suffix) of a time point in weeks or a time point code."""
+    if isinstance(timepoint, str):
+        if timepoint == "as_reported":
+            return f"-{timepoint}".replace("_", "-"), " (time point as reported)"
+        return f"-{timepoint}".replace("_", "-"), f" at {timepoint.replace('_', ' ')}"
+    return f"-{timepoint:g}w".replace(".", "p"), f" at {timepoint:g} weeks"
+
+
+def _direction_note(info: OutcomeInfo | None) -> str | None:
+    if info is not None and info.lower_is_better is not None:
+        return None
+    said = (
+        f"is {info.direction.replace('_', ' ')} in the package's outcomes"
+        if info is not None
+        else "is not stated (the outcome is not in the package's outcomes)"
+    )
+    return (
+        f"The direction of benefit {said}: the forest plot says which arm has the lower "
+        "values, not which arm is favoured."
+    )
+
+
+def auto_plan(
+    available: list[tuple[str, float | str | None, str, bool]],
+    *,
+    title: str,
+    outcomes: Mapping[str, OutcomeInfo] | None = None,
+    favours: tuple[str, str] | None = None,
+) -> AnalysisPlan:
     """A plan with one analysis per outcome and time point found in a package.
 
-    ``available`` holds ``(outcome, timepoint_weeks, kind, same_unit)`` tuples;
-    continuous outcomes are pooled as MD when every row shares one unit, else SMD;
-    dichotomous outcomes as RR. Used when no plan is given and the package has no
-    ``analysis/plan.json``.
+    ``available`` holds ``(outcome, timepoint, kind, same_unit)`` tuples. ``timepoint``
+    is the time in weeks, or the code of rows that state no weeks (``as_reported``,
+    ``end_of_treatment``): every code of one outcome becomes one analysis without a time
+    point (each study contributes its latest follow-up in weeks, or its rows of its one
+    code). Continuous outcomes are pooled as MD when every row shares one unit, else
+    SMD; dichotomous outcomes as RR.
+
+    Label, unit (MD only) and direction come from ``outcomes`` (the package's
+    ``outcomes`` resource; an outcome it does not describe keeps its code as label).
+    ``direction`` lower_is_better or higher_is_better sets ``lower_is_better``; for
+    ``unclear`` and ``not_applicable`` the analysis keeps the model's required
+    ``lower_is_better = true`` only as a placeholder and its notes say the direction is
+    unclear: the report then draws neutral labels (which arm is lower) instead of
+    "Favours ...". ``favours`` names the arms (default: the plan's "MSC", "control").
+    Used when no plan is given and the package has no ``analysis/plan.json``.
     """
+    outcomes = outcomes or {}
     analyses: list[Analysis] = []
+    codes: dict[str, list[str]] = {}
+    entries: list[tuple[str, float | str | None, str, bool]] = []
     for outcome, timepoint, kind, same_unit in available:
-        info = OUTCOMES.get(outcome)
+        if isinstance(timepoint, str):
+            if outcome not in codes:
+                entries.append((outcome, timepoint, kind, same_unit))
+                codes[outcome] = []
+            codes[outcome].append(timepoint)
+        else:
+            entries.append((outcome, timepoint, kind, same_unit))
+    for outcome, timepoint, kind, same_unit in entries:
+        info = outcomes.get(outcome)
         label = info.label if info else outcome
-        lower = info.lower_is_better if info else True
-        tp = "" if timepoint is None else f"-{timepoint:g}w".replace(".", "p")
         measure = "RR" if kind == "dichotomous" else ("MD" if same_unit else "SMD")
-        when = "" if timepoint is None else f" at {timepoint:g} weeks"
+        notes = []
+        if isinstance(timepoint, str) and len(codes[outcome]) > 1:
+            tp, when = "-no-weeks", " (time points without weeks)"
+        elif timepoint is None:
+            tp, when = "", ""
+        else:
+            tp, when = _when(timepoint)
+        if isinstance(timepoint, str):
+            shown = ", ".join(codes[outcome])
+            notes.append(
+                f"Rows without weeks (time point {shown}): pooled without a time point, so a "
+                "study with rows in weeks contributes its latest follow-up instead."
+            )
+        direction = _direction_note(info)
+        if direction:
+            notes.append(direction)
         analyses.append(
             Analysis(
                 id=f"{outcome.replace('_', '-')}{tp}",
                 title=f"{label}{when}",
                 outcome=outcome,
                 outcome_label=label,
-                timepoint_weeks=timepoint,
+                unit=info.unit if info is not None and measure == "MD" else None,
+                timepoint_weeks=None if isinstance(timepoint, str) else timepoint,
                 measure=measure,  # type: ignore[arg-type]
-                lower_is_better=lower,
+                lower_is_better=info is None or info.lower_is_better is not False,
+                **({"favours": favours} if favours else {}),
                 sensitivity=[Hksj(rule="hksj")],
+                notes=" ".join(notes) or None,
             )
         )
     if not analyses:

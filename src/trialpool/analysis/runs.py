@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from trialpool.analysis import pooled as engine
-from trialpool.analysis.plan import OUTCOMES, Analysis, AnalysisPlan
+from trialpool.analysis.plan import Analysis, AnalysisPlan, OutcomeInfo
 from trialpool.errors import TrialpoolError
 from trialpool.package.loader import Package
 from trialpool.stats.results import NotPooled, PoolResult, SubgroupResult
@@ -28,7 +28,18 @@ _STUDY_TABLES = frozenset(
 )
 
 
+_DIRECTIONS = frozenset({"higher_is_better", "lower_is_better", "not_applicable", "unclear"})
+
+
 # --- the package, as the analyses read it ---------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """A cell as stripped text (None when empty or missing)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def table_or_none(pkg: Package, name: str) -> pd.DataFrame | None:
@@ -57,25 +68,50 @@ def subset_package(pkg: Package, keep: set[str]) -> Package:
     )
 
 
+def outcome_infos(pkg: Package) -> dict[str, OutcomeInfo]:
+    """The package's outcome vocabulary (``outcomes``): label, data type, unit and
+    direction of each outcome code, in the table's order (empty without the resource)."""
+    frame = table_or_none(pkg, "outcomes")
+    if frame is None:
+        return {}
+    out: dict[str, OutcomeInfo] = {}
+    for rec in frame.to_dict("records"):
+        code = _text(rec.get("outcome_id"))
+        data_type = _text(rec.get("data_type"))
+        if code is None or data_type not in ("continuous", "dichotomous", "generic"):
+            continue
+        direction = _text(rec.get("direction"))
+        out[code] = OutcomeInfo(
+            label=_text(rec.get("label")) or code,
+            data_type=data_type,  # type: ignore[arg-type]
+            unit=_text(rec.get("unit")),
+            direction=direction if direction in _DIRECTIONS else "unclear",  # type: ignore[arg-type]
+        )
+    return out
+
+
+def outcome_label(pkg: Package, outcome: str) -> str:
+    """The outcome's label in ``outcomes``, or its code."""
+    info = outcome_infos(pkg).get(outcome)
+    return info.label if info else outcome
+
+
 def outcome_kind(pkg: Package, outcome: str) -> Literal["continuous", "dichotomous"] | None:
-    """Which outcome table holds ``outcome`` (by its enum or its rows; else the vocabulary)."""
+    """The outcome's per-arm table: its ``data_type`` in ``outcomes``, else the table
+    holding its rows (None for a generic outcome or a code the package does not know)."""
+    info = outcome_infos(pkg).get(outcome)
+    if info is not None:
+        return None if info.data_type == "generic" else info.data_type
     for name, kind in (
         ("continuous_outcomes", "continuous"),
         ("dichotomous_outcomes", "dichotomous"),
     ):
-        if not pkg.has(name):
+        frame = table_or_none(pkg, name)
+        if frame is None or "outcome" not in frame.columns:
             continue
-        try:
-            enum = pkg.resources[name].field("outcome").get("constraints", {}).get("enum")
-        except KeyError:
-            enum = None
-        frame = pkg.table(name)
-        if (enum and outcome in enum) or (
-            "outcome" in frame.columns and (frame["outcome"] == outcome).fillna(False).any()
-        ):
+        if (frame["outcome"] == outcome).fillna(False).any():
             return kind  # type: ignore[return-value]
-    info = OUTCOMES.get(outcome)
-    return info.kind if info else None
+    return None
 
 
 def outcome_rows(pkg: Package, outcome: str) -> pd.DataFrame:
@@ -84,7 +120,9 @@ def outcome_rows(pkg: Package, outcome: str) -> pd.DataFrame:
     name = "continuous_outcomes" if kind == "continuous" else "dichotomous_outcomes"
     frame = table_or_none(pkg, name)
     if frame is None or "outcome" not in frame.columns:
-        return pd.DataFrame(columns=["study_id", "arm_id", "outcome", "timepoint_weeks"])
+        return pd.DataFrame(
+            columns=["study_id", "arm_id", "outcome", "timepoint", "timepoint_weeks"]
+        )
     return frame[(frame["outcome"] == outcome).fillna(False)]
 
 
@@ -130,6 +168,12 @@ def study_info(pkg: Package) -> StudyInfo:
 # --- one pool ------------------------------------------------------------------------
 
 
+def metafor_analyses(plan: AnalysisPlan) -> list[Analysis]:
+    """The plan's analyses pooled here (metafor's conventions), in order; analyses of an
+    imported review (engine "revman") are pooled by ``trialpool.analysis.revman``."""
+    return [a for a in plan.analyses if isinstance(a, Analysis)]
+
+
 @dataclass(frozen=True)
 class Settings:
     """How one pooled block is computed."""
@@ -142,6 +186,7 @@ class Settings:
     convert_medians: bool
     exclude_high_rob: bool
     level: float
+    comparison: str | None = None  # comparisons.label; None: each study's primary one
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
@@ -160,7 +205,13 @@ def settings_for(plan: AnalysisPlan, analysis: Analysis) -> Settings:
         convert_medians=d.convert_medians,
         exclude_high_rob=False,
         level=d.level,
+        comparison=analysis.comparison,
     )
+
+
+def _comparison(s: Settings) -> dict[str, str]:
+    """The keyword that names the analysis's comparison label (none for the primary one)."""
+    return {} if s.comparison is None else {"comparison": s.comparison}
 
 
 def pool(pkg: Package, outcome: str, timepoint: float | None, s: Settings) -> Result:
@@ -178,13 +229,15 @@ def pool(pkg: Package, outcome: str, timepoint: float | None, s: Settings) -> Re
             convert_medians=s.convert_medians,
             exclude_high_rob=s.exclude_high_rob,
             level=s.level,
+            **_comparison(s),
         )
     except TrialpoolError as exc:
         return NotPooled(k=0, measure=s.measure, method=s.method, reason=str(exc))  # type: ignore[arg-type]
 
 
 def usable_studies(pkg: Package, outcome: str, timepoint: float | None, s: Settings) -> set[str]:
-    """Studies with a usable MSC-vs-control pair for the outcome (``pooled.arm_pairs``)."""
+    """Studies with a usable experimental-vs-control pair for the outcome (the comparison
+    of ``s.comparison``, or each study's primary one: ``pooled.arm_pairs``)."""
     try:
         pairs = engine.arm_pairs(
             pkg,
@@ -193,6 +246,7 @@ def usable_studies(pkg: Package, outcome: str, timepoint: float | None, s: Setti
             designs=s.designs,
             include_derived=s.include_derived,
             convert_medians=s.convert_medians,
+            comparison=s.comparison,
         )
     except TrialpoolError:
         return set()
@@ -226,6 +280,22 @@ def timepoints(pkg: Package, info: StudyInfo, analysis: Analysis, s: Settings) -
     return sorted({float(t) for t in rows["timepoint_weeks"].dropna() if float(t) > 0})
 
 
+def timepoint_codes(pkg: Package, info: StudyInfo, analysis: Analysis, s: Settings) -> list[str]:
+    """The time point codes of the outcome's rows that state no weeks (e.g. as_reported)."""
+    rows = outcome_rows(pkg, analysis.outcome)
+    if rows.empty or "timepoint" not in rows.columns:
+        return []
+    wanted = set(info.with_design(s.designs))
+    rows = rows[rows["study_id"].astype("string").isin(wanted).fillna(False)]
+    rows = rows[rows["timepoint_weeks"].isna()]
+    return sorted({str(c) for c in rows["timepoint"].dropna()})
+
+
+def code_text(code: str) -> str:
+    """A time point code in words: "as reported", "end of treatment"."""
+    return code.replace("_", " ")
+
+
 def _block(
     pkg: Package, label: str | None, outcome: str, tp: float | None, s: Settings
 ) -> BlockRun:
@@ -249,6 +319,7 @@ def subgroup_blocks(
             include_derived=s.include_derived,
             convert_medians=s.convert_medians,
             level=s.level,
+            **_comparison(s),
         )
     except TrialpoolError as exc:
         failed = NotPooled(k=0, measure=s.measure, method=s.method, reason=str(exc))  # type: ignore[arg-type]
@@ -266,6 +337,11 @@ def run_blocks(
     """The main blocks of an analysis, and its subgroup test when it has subgroups."""
     if analysis.subgroup_by == "timepoint":
         tps = timepoints(pkg, info, analysis, s)
+        codes = timepoint_codes(pkg, info, analysis, s)
+        if not tps and codes and analysis.subgroup_timepoints is None:
+            # no row states weeks: one block of the rows as the sources give them
+            label = ", ".join(code_text(c) for c in codes)
+            return [_block(pkg, label, analysis.outcome, None, s)], None
         return [_block(pkg, f"{tp:g} weeks", analysis.outcome, tp, s) for tp in tps], None
     if analysis.subgroup_by is not None:
         return subgroup_blocks(pkg, analysis, s)

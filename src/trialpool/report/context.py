@@ -32,6 +32,7 @@ class Context:
     root: Path  # the temporary folder being filled
     studies: StudyInfo
     console: Console
+    plan_from_data: bool = False  # the plan was built by auto_plan (no plan given)
     export_blocks: list[ExportBlock] = field(default_factory=list)
     exported: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)

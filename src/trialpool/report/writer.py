@@ -23,12 +23,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from trialpool import __version__
 from trialpool.analysis.plan import AnalysisPlan, auto_plan, load_plan
-from trialpool.analysis.runs import study_info, table_or_none
+from trialpool.analysis.runs import outcome_infos, study_info, table_or_none
 from trialpool.errors import TrialpoolError, ValidationFailedError
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
@@ -58,8 +59,55 @@ HTML_NAME = "report.html"
 MD_NAME = "report.md"
 
 
+#: where a plan built from the data comes from (the report's "Analysis plan" line)
+FROM_DATA = "built from the data (no plan given, no analysis/plan.json)"
+
+
+def _available(pkg: Package) -> list[tuple[str, float | str | None, str, bool]]:
+    """Each outcome's time points with data: weeks, or the code of rows without weeks."""
+    available: list[tuple[str, float | str | None, str, bool]] = []
+    for name, kind in (
+        ("continuous_outcomes", "continuous"),
+        ("dichotomous_outcomes", "dichotomous"),
+    ):
+        frame = table_or_none(pkg, name)
+        if frame is None or frame.empty:
+            continue
+        frame = frame.assign(
+            _when=[
+                float(w) if pd.notna(w) else (str(c) if pd.notna(c) else "as_reported")
+                for w, c in zip(frame["timepoint_weeks"], frame["timepoint"], strict=True)
+            ]
+        )
+        for outcome in sorted({str(o) for o in frame["outcome"].dropna()}):
+            rows = frame[(frame["outcome"] == outcome).fillna(False)]
+            whens = rows["_when"].tolist()
+            weeks = sorted({w for w in whens if isinstance(w, float)})
+            codes = sorted({w for w in whens if isinstance(w, str)})
+            for when in [*weeks, *codes]:
+                part = rows[[w == when for w in whens]]
+                same_unit = "unit" not in part.columns or part["unit"].nunique(dropna=True) <= 1
+                available.append((outcome, when, kind, bool(same_unit)))
+    return available
+
+
+def _favours(pkg: Package) -> tuple[str, str] | None:
+    """The arms' names from the primary comparisons' one label ("BCG vaccine versus no
+    vaccine" -> BCG vaccine, no vaccine); None when the labels differ or do not split."""
+    frame = table_or_none(pkg, "comparisons")
+    if frame is None or frame.empty:
+        return None
+    primary = frame[frame["primary"].fillna(False).astype(bool)]
+    labels = {str(x).strip() for x in (primary if not primary.empty else frame)["label"].dropna()}
+    if len(labels) != 1:
+        return None
+    parts = [x.strip() for x in next(iter(labels)).split(" versus ")]
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+
+
 def resolve_plan(plan: AnalysisPlan | Path | str | None, pkg: Package) -> tuple[AnalysisPlan, str]:
-    """The plan to run and where it came from: given, the package's, or built from the data."""
+    """The plan to run and where it came from: given, the package's, or built from the data
+    (its outcomes' labels, units and directions from the package's ``outcomes``)."""
     if isinstance(plan, AnalysisPlan):
         return plan, "given in code"
     if plan is not None:
@@ -71,21 +119,11 @@ def resolve_plan(plan: AnalysisPlan | Path | str | None, pkg: Package) -> tuple[
     if default.is_file():
         digest = hashlib.sha256(default.read_bytes()).hexdigest()[:12]
         return load_plan(default), f"analysis/plan.json of the package (sha256 {digest})"
-    available: list[tuple[str, float | None, str, bool]] = []
-    for name, kind in (
-        ("continuous_outcomes", "continuous"),
-        ("dichotomous_outcomes", "dichotomous"),
-    ):
-        frame = table_or_none(pkg, name)
-        if frame is None or frame.empty:
-            continue
-        for (outcome, tp), part in frame.groupby(["outcome", "timepoint_weeks"], sort=True):
-            same_unit = "unit" not in part.columns or part["unit"].nunique(dropna=True) <= 1
-            available.append((str(outcome), float(tp), kind, bool(same_unit)))
     title = f"{pkg.name}: every outcome and time point"
-    return auto_plan(
-        available, title=title
-    ), "built from the data (no plan given, no analysis/plan.json)"
+    built = auto_plan(
+        _available(pkg), title=title, outcomes=outcome_infos(pkg), favours=_favours(pkg)
+    )
+    return built, FROM_DATA
 
 
 def build_report(
@@ -122,7 +160,13 @@ def _write_report(
     pkg: Package, plan: AnalysisPlan, origin: str, tmp: Path, console: Console, validation: Any
 ) -> None:
     ctx = Context(
-        pkg=pkg, plan=plan, plan_origin=origin, root=tmp, studies=study_info(pkg), console=console
+        pkg=pkg,
+        plan=plan,
+        plan_origin=origin,
+        root=tmp,
+        studies=study_info(pkg),
+        console=console,
+        plan_from_data=origin == FROM_DATA,
     )
     for sub in ("figures", "exports", "tables"):
         (tmp / sub).mkdir()
@@ -142,8 +186,9 @@ def _write_report(
 
         for analysis in plan.analyses:
             step(f"analysis {analysis.id}")
+            before = len(ctx.statuses)
             analysis_nodes.extend(run_analysis(ctx, analysis))
-            if ctx.statuses:  # for the console
+            if len(ctx.statuses) > before:  # for the console
                 headline = ctx.statuses[-1][1].headline
                 progress.console.print(
                     f"  {analysis.id}: {headline}", highlight=False, markup=False

@@ -5,7 +5,8 @@ weight, effect with its CI as text and a square (area proportional to weight) wi
 whiskers on a shared axis; a pooled diamond per block with the prediction interval
 under it, the heterogeneity line and the test for the overall effect; subgroup blocks
 with subtotals and the test for subgroup differences; "Favours ..." labels under the
-axis on the sides given by ``lower_is_better``.
+axis on the sides given by ``lower_is_better`` (or, when the direction of benefit is
+unclear, neutral labels saying which arm is lower on each side).
 
 Inputs are the pooling engine's models (:mod:`trialpool.stats.results`); nothing is
 recomputed here except what is needed to draw (study CIs when a study has none, on the
@@ -627,7 +628,7 @@ def forest_plot(
     measure: str,
     outcome_label: str,
     unit: str | None = None,
-    lower_is_better: bool,
+    lower_is_better: bool | None,
     favours: tuple[str, str] = ("MSC", "control"),
     title: str | None = None,
     show_prediction: bool = True,
@@ -648,7 +649,9 @@ def forest_plot(
         Shown in the default title, e.g. "MELD score (points)".
     lower_is_better
         True when effects below the line of no effect favour the first arm
-        (``favours[0]``, the MSC arm): e.g. MELD (MD < 0) or death (RR < 1).
+        (``favours[0]``, the MSC arm): e.g. MELD (MD < 0) or death (RR < 1). None when
+        the direction of benefit is unclear: the labels then say which arm is lower
+        ("Lower in MSC" left of the line of no effect, "Lower in control" right of it).
     favours
         Names of the two arms: arm 1 (MSC) and arm 2 (control).
     title
@@ -778,9 +781,13 @@ def forest_plot(
         xlim = ax.get_xlim()
         null = 0.0
         # favours labels under the tick labels, on the correct sides
-        left_arm, right_arm = (
-            (favours[0], favours[1]) if lower_is_better else (favours[1], favours[0])
-        )
+        if lower_is_better is None:
+            left_text, right_text = f"Lower in {favours[0]}", f"Lower in {favours[1]}"
+        else:
+            left_arm, right_arm = (
+                (favours[0], favours[1]) if lower_is_better else (favours[1], favours[0])
+            )
+            left_text, right_text = f"Favours {left_arm}", f"Favours {right_arm}"
         below = transforms.blended_transform_factory(ax.transData, ax.transAxes)
         has_ticks = len(ax.get_xticks()) > 0
         offset = transforms.ScaledTranslation(0, -0.27 if has_ticks else -0.08, fig.dpi_scale_trans)
@@ -788,7 +795,7 @@ def forest_plot(
         ax.text(
             null - dx,
             0,
-            f"Favours {left_arm}",
+            left_text,
             transform=below + offset,
             ha="right",
             va="top",
@@ -799,7 +806,7 @@ def forest_plot(
         ax.text(
             null + dx,
             0,
-            f"Favours {right_arm}",
+            right_text,
             transform=below + offset,
             ha="left",
             va="top",

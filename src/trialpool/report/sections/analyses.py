@@ -1,10 +1,14 @@
 """Section "Analyses": each analysis of the plan with its data status, pooled result,
 forest plot, per-study data, sensitivity analyses and funnel plot.
+
+Analyses of an imported review (``engine = "revman"``) are pooled with RevMan's
+conventions by :mod:`trialpool.analysis.revman`; their part of the report comes from
+:func:`revman_blocks`.
 """
 
 from __future__ import annotations
 
-from trialpool.analysis.plan import Analysis
+from trialpool.analysis.plan import Analysis, RevManAnalysis
 from trialpool.analysis.runs import BlockRun, Result, Settings, run_blocks, settings_for
 from trialpool.analysis.sensitivity import run_variants
 from trialpool.report.context import Context
@@ -121,8 +125,16 @@ def _block_nodes(ctx: Context, analysis: Analysis, s: Settings, b: BlockRun) -> 
     return nodes
 
 
-def run_analysis(ctx: Context, analysis: Analysis) -> list[Node]:
+def revman_blocks(ctx: Context, analysis: RevManAnalysis) -> list[Node]:
+    """The part of the report of one analysis of an imported review (RevMan's
+    conventions). Returns no nodes: the RevMan report is not wired in here yet."""
+    return []
+
+
+def run_analysis(ctx: Context, analysis: Analysis | RevManAnalysis) -> list[Node]:
     """Pool one analysis with its variants; return its part of the report."""
+    if isinstance(analysis, RevManAnalysis):
+        return revman_blocks(ctx, analysis)
     s = settings_for(ctx.plan, analysis)
     blocks, subgroups = run_blocks(ctx.pkg, ctx.studies, analysis, s)
     nodes: list[Node] = [

@@ -1,16 +1,22 @@
 """Section "Reproduction audit": each published pooled result beside the same pool
 recomputed from the package, or exactly what is missing to recompute it. Also written
 as tables/reproduction_audit.csv.
+
+Rows are matched to the package's outcomes by ``outcome_code`` (an
+``outcomes.outcome_id``). The numbers of an imported review's own analyses (rows of
+scope study, subgroup or subgroup_difference, and rows whose ``analysis_id`` is a
+RevMan analysis of the plan) belong to the RevMan audit, :func:`revman_audit_rows`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from trialpool.analysis.plan import OUTCOMES
+from trialpool.analysis.plan import RevManAnalysis
 from trialpool.analysis.runs import (
     Settings,
     StudyInfo,
+    outcome_infos,
     outcome_kind,
     pool,
     subset_package,
@@ -93,10 +99,35 @@ def _audit_method(model: str | None, measure: str, default: str) -> tuple[str, s
     return default, f"model {model!r} not recognised: {default} (plan default)"
 
 
-def _outcome_name(code: str | None, printed: str) -> str:
-    if code in OUTCOMES:
-        return OUTCOMES[code].label
+#: published_results.scope values of a review's own per-study and per-subgroup numbers
+REVMAN_SCOPES = frozenset({"study", "subgroup", "subgroup_difference"})
+
+#: one audit row: the table's cells and the CSV's values (in CSV_HEADER's order)
+AuditRow = tuple[list[Inlines], list[Any]]
+
+
+def _outcome_name(pkg: Package, code: str | None, printed: str) -> str:
+    """The outcome's label in the package's ``outcomes``, else its code, else as printed."""
+    info = outcome_infos(pkg).get(code) if code else None
+    if info is not None:
+        return info.label
     return code or printed
+
+
+def is_revman_row(r: Any, revman_ids: set[str]) -> bool:
+    """Whether a published_results row holds a number of an imported review's own
+    analysis (a study's effect, a subgroup, a test for subgroup differences, or a row of
+    a RevMan analysis of the plan): audited by :func:`revman_audit_rows`, not here."""
+    if val(getattr(r, "scope", None)) in REVMAN_SCOPES:
+        return True
+    analysis_id = val(getattr(r, "analysis_id", None))
+    return analysis_id is not None and analysis_id in revman_ids
+
+
+def revman_audit_rows(ctx: Context) -> list[AuditRow]:
+    """The audit rows of the plan's RevMan analyses (the review's own numbers beside the
+    RevMan engine's): none here; the RevMan audit is not wired in yet."""
+    return []
 
 
 def _not_recomputed(r: Any) -> str | None:
@@ -124,7 +155,7 @@ def _needs(
     k_pub = val(getattr(r, "k_studies", None))
     kind = outcome_kind(pkg, outcome)
     need = "per-arm event counts" if kind == "dichotomous" else "per-arm means and SDs"
-    what = f"{need} of {lc(_outcome_name(outcome, outcome))} at {tp:g} weeks"
+    what = f"{need} of {lc(_outcome_name(pkg, outcome, outcome))} at {tp:g} weeks"
     got = f"; the package has {info.names(sorted(have))}" if have else "; the package has none"
     if named:
         lacking = [sid for sid in named if sid not in have]
@@ -209,9 +240,12 @@ def section(ctx: Context) -> list[Node]:
             "Otherwise the row says exactly what is missing."
         )
     )
+    revman_ids = {a.id for a in ctx.plan.analyses if isinstance(a, RevManAnalysis)}
     rows: list[list[Inlines]] = []
     flat: list[list[Any]] = []
     for r in pub.itertuples():
+        if is_revman_row(r, revman_ids):
+            continue
         code = val(getattr(r, "outcome_code", None))
         measure = val(getattr(r, "measure", None))
         tp = number(getattr(r, "timepoint_weeks", None))
@@ -219,7 +253,7 @@ def section(ctx: Context) -> list[Node]:
         recomputed, diff, status, rec_est = _recompute(ctx, r)
         when = f"“{tp_label}” (as printed; weeks not stated)" if tp is None and tp_label else None
         what: Inlines = [
-            f"{_outcome_name(code, str(r.outcome))} at {when or timepoint(tp)}",
+            f"{_outcome_name(ctx.pkg, code, str(r.outcome))} at {when or timepoint(tp)}",
             Muted(f" (printed: {r.outcome})"),
         ]
         rows.append(
@@ -239,6 +273,9 @@ def section(ctx: Context) -> list[Node]:
              number(getattr(r, "estimate", None)), number(r.ci_lower), number(r.ci_upper),
              rec_est, status]
         )  # fmt: skip
+    for cells, values in revman_audit_rows(ctx):
+        rows.append(cells)
+        flat.append(values)
     header = ["Result", "Source (locator)", "Outcome", "Measure", "Published", "Recomputed"]
     header += ["Recomputed − published", "Status"]
     nodes.append(

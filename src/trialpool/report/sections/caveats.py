@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from trialpool.analysis.runs import table_or_none
+from typing import Any
+
+from trialpool.analysis.runs import code_text, table_or_none
 from trialpool.report.context import Context
 from trialpool.report.document import Bullets, Heading, Inlines, Muted, Node, Para, Strong
-from trialpool.report.format import val
+from trialpool.report.format import number, val
 
 _OUTCOME_TABLES = ("continuous_outcomes", "dichotomous_outcomes")
+
+
+def _when(row: Any) -> str:
+    """ "at 24 weeks", or the row's time point code when it states no weeks ("as reported")."""
+    weeks = number(getattr(row, "timepoint_weeks", None))
+    if weeks is not None:
+        return f"at {weeks:g} weeks"
+    code = val(getattr(row, "timepoint", None))
+    return code_text(code) if code else "(time point not stated)"
 
 
 def _outcome_rows(ctx: Context) -> list[Inlines]:
@@ -40,7 +51,7 @@ def _outcome_rows(ctx: Context) -> list[Inlines]:
         for r in der.itertuples():
             how = val(getattr(r, "derivation", None)) or "derivation not stated"
             where = f"{ctx.studies.label(str(r.study_id))}, {r.arm_id}, {r.outcome}"
-            items.append(Muted(f"Derived: {where} at {float(r.timepoint_weeks):g} weeks — {how}"))
+            items.append(Muted(f"Derived: {where} {_when(r)} — {how}"))
     none = [s for s in ctx.studies.order if s not in with_data]
     if none:
         items.append(f"Studies with no outcome data in the package: {ctx.studies.names(none)}.")

@@ -1,8 +1,13 @@
 """Section "Study characteristics": the review's Table 1 rebuilt from the package.
 
-Each cell shows the best-supported value and its source ids; † links to the discrepancy
-table where the audited review prints a different value. Also written as
-tables/study_characteristics.csv.
+One row per comparison of a study (``comparisons``): its primary comparison first, then
+any other (a multi-arm trial contributes a row per pair of arms it compares; the
+study-level cells of those rows say "as above"). The experimental arm's cell holds its
+MSC treatment (cell source, origin, dose, route: ``msc_arms``) when the package declares
+the ``msc`` extension, else the arm's description; the control arm's cell its
+description. Each cell shows the best-supported value and its source ids; † links to the
+discrepancy table where the audited review prints a different value. Also written as
+tables/study_characteristics.csv (one row per comparison).
 """
 
 from __future__ import annotations
@@ -16,33 +21,20 @@ import pandas as pd
 
 from trialpool.analysis.runs import table_or_none
 from trialpool.report.context import Context
-from trialpool.report.document import Heading, Inline, Inlines, Link, Muted, Node, Para, Table
+from trialpool.report.document import (
+    Code,
+    Heading,
+    Inline,
+    Inlines,
+    Link,
+    Muted,
+    Node,
+    Para,
+    Table,
+)
 from trialpool.report.format import val, weeks
 
-CSV_HEADER = [
-    "study_id",
-    "study",
-    "country",
-    "design",
-    "population",
-    "msc_arm",
-    "control_arm",
-    "n_msc",
-    "n_control",
-    "follow_up_weeks",
-    "source_ids",
-]
-
-_HEADER = [
-    "Study",
-    "Country",
-    "Design",
-    "Population",
-    "MSC arm",
-    "Control arm",
-    "n randomised (MSC / control)",
-    "Follow-up",
-]
+MSC = "msc"
 
 #: the claims table's fields behind each column
 _CLAIM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -57,6 +49,41 @@ _CLAIM_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def csv_header(msc: bool) -> list[str]:
+    """The CSV's columns (the experimental arm is the MSC arm with the msc extension)."""
+    arm, n = ("msc_arm", "n_msc") if msc else ("experimental_arm", "n_experimental")
+    return [
+        "study_id",
+        "study",
+        "comparison_id",
+        "comparison",
+        "country",
+        "design",
+        "population",
+        arm,
+        "control_arm",
+        n,
+        "n_control",
+        "follow_up_weeks",
+        "source_ids",
+    ]
+
+
+def _header(msc: bool, with_comparison: bool) -> list[str]:
+    arm, n = ("MSC arm", "MSC") if msc else ("Experimental arm", "experimental")
+    return [
+        "Study",
+        "Country",
+        "Design",
+        "Population",
+        *(["Comparison"] if with_comparison else []),
+        arm,
+        "Control arm",
+        f"n randomised ({n} / control)",
+        "Follow-up",
+    ]
+
+
 def _sci(x: Any) -> str:
     v = float(x)
     if v == 0:
@@ -65,56 +92,134 @@ def _sci(x: Any) -> str:
     return f"{v / 10**e:g}×10^{e}"
 
 
-def _fmt_dose(arm: Any) -> str | None:
+def _fmt_dose(arm: dict[str, Any]) -> str | None:
     """ "1×10^6 cells/kg × 4": dose per infusion (range), unit, number of infusions."""
-    dose = getattr(arm, "dose_per_infusion", None)
+    dose = arm.get("dose_per_infusion")
     if val(dose) is None:
         return None
-    hi = getattr(arm, "dose_per_infusion_max", None)
-    unit = val(getattr(arm, "dose_unit", None)) or ""
+    hi = arm.get("dose_per_infusion_max")
+    unit = val(arm.get("dose_unit")) or ""
     text = _sci(dose) + (f"–{_sci(hi)}" if val(hi) is not None else "") + f" {unit}".rstrip()
-    n_inf = val(getattr(arm, "n_infusions", None))
+    n_inf = val(arm.get("n_infusions"))
     if n_inf:
         text += f" × {n_inf}"
     return text
 
 
+def _words(value: Any) -> str | None:
+    text = val(value)
+    return None if text is None else text.replace("_", " ")
+
+
+def _msc_text(arm: dict[str, Any]) -> str | None:
+    """The MSC treatment of an arm: cell source, origin, dose, route (msc_arms)."""
+    bits = [
+        _words(arm.get("cell_source")),
+        _words(arm.get("origin")),
+        _fmt_dose(arm),
+        _words(arm.get("route")),
+    ]
+    return ", ".join(b for b in bits if b) or None
+
+
 @dataclass
 class _Arms:
-    """The primary comparison's MSC and control arm of one study, as text."""
+    """One comparison of a study: its experimental and control arm, as text."""
 
-    msc: str | None = None
+    comparison_id: str | None = None
+    label: str | None = None
+    primary: bool = False
+    experimental: str | None = None
     control: str | None = None
-    msc_src: list[str] = field(default_factory=list)
+    exp_name: str | None = None  # the arm's id, shown in a multi-arm study
+    ctl_name: str | None = None
+    exp_src: list[str] = field(default_factory=list)
     control_src: list[str] = field(default_factory=list)
-    n_msc: str | None = None
+    n_src: list[str] = field(default_factory=list)
+    n_exp: str | None = None
     n_control: str | None = None
 
 
-def _arms(arm_rows: pd.DataFrame | None) -> _Arms:
-    out = _Arms()
-    if arm_rows is None or arm_rows.empty:
+def _records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if frame is None or frame.empty:
+        return []
+    return [
+        {k: (None if val(v) is None else v) for k, v in r.items()} for r in frame.to_dict("records")
+    ]
+
+
+class _ArmReader:
+    """Arms by (study, arm), with the msc extension's fields when the package declares it."""
+
+    def __init__(self, ctx: Context) -> None:
+        pkg = ctx.pkg
+        self.msc = MSC in pkg.extensions and pkg.has("msc_arms")
+        self.arms = {
+            (str(r["study_id"]), str(r["arm_id"])): r for r in _records(table_or_none(pkg, "arms"))
+        }
+        self.msc_arms = (
+            {(str(r["study_id"]), str(r["arm_id"])): r for r in _records(pkg.table("msc_arms"))}
+            if self.msc
+            else {}
+        )
+        self.comparisons: dict[str, list[dict[str, Any]]] = {}
+        for r in _records(table_or_none(pkg, "comparisons")):
+            self.comparisons.setdefault(str(r["study_id"]), []).append(r)
+
+    def n_arms(self, sid: str) -> int:
+        return sum(1 for s, _ in self.arms if s == sid)
+
+    def ordered(self, sid: str) -> list[dict[str, Any]]:
+        """The study's comparisons, its primary one first (else in table order)."""
+        comps = self.comparisons.get(sid, [])
+        return sorted(comps, key=lambda c: 0 if c.get("primary") is True else 1)
+
+    def experimental(self, sid: str, arm_id: str, out: _Arms) -> None:
+        arm = self.arms.get((sid, arm_id), {})
+        out.exp_name = arm_id
+        out.n_exp = val(arm.get("n_randomised"))
+        if arm.get("source_id"):
+            out.n_src.append(str(arm["source_id"]))
+        if self.msc:
+            ext = self.msc_arms.get((sid, arm_id))
+            if ext is not None:
+                out.experimental = _msc_text(ext)
+                out.exp_src.append(str(ext["source_id"]))
+            return
+        out.experimental = val(arm.get("description"))
+        if arm.get("source_id"):
+            out.exp_src.append(str(arm["source_id"]))
+
+    def control(self, sid: str, arm_id: str, out: _Arms) -> None:
+        arm = self.arms.get((sid, arm_id), {})
+        out.ctl_name = arm_id
+        out.control = val(arm.get("description"))
+        out.n_control = val(arm.get("n_randomised"))
+        if arm.get("source_id"):
+            out.control_src.append(str(arm["source_id"]))
+            out.n_src.append(str(arm["source_id"]))
+
+    def rows(self, sid: str) -> list[_Arms]:
+        """One entry per comparison of the study (one empty entry when it has none; a
+        study with a single arm and no comparison shows that arm as experimental)."""
+        out: list[_Arms] = []
+        for comp in self.ordered(sid):
+            a = _Arms(
+                comparison_id=str(comp["comparison_id"]),
+                label=val(comp.get("label")),
+                primary=comp.get("primary") is True,
+            )
+            self.experimental(sid, str(comp["experimental_arm_id"]), a)
+            self.control(sid, str(comp["control_arm_id"]), a)
+            out.append(a)
+        if not out:
+            a = _Arms()
+            only = [arm for (s, arm) in self.arms if s == sid]
+            if len(only) == 1:
+                self.experimental(sid, only[0], a)
+                a.control = "no control arm"
+            out.append(a)
         return out
-    prim = arm_rows["primary_comparison"] if "primary_comparison" in arm_rows.columns else None
-    chosen = arm_rows[prim.fillna(False).astype(bool)] if prim is not None else arm_rows
-    if chosen.empty:
-        chosen = arm_rows
-    for arm in chosen.itertuples():
-        if str(arm.role) == "intervention" and out.msc is None:
-            bits = [
-                str(arm.cell_source).replace("_", " "),
-                str(arm.origin).replace("_", " "),
-                _fmt_dose(arm),
-                str(arm.route).replace("_", " "),
-            ]
-            out.msc = ", ".join(b for b in bits if b and b != "None")
-            out.msc_src.append(str(arm.source_id))
-            out.n_msc = val(getattr(arm, "n_randomised", None))
-        elif str(arm.role) == "control" and out.control is None:
-            out.control = val(arm.description)
-            out.control_src.append(str(arm.source_id))
-            out.n_control = val(getattr(arm, "n_randomised", None))
-    return out
 
 
 class _Cells:
@@ -143,10 +248,20 @@ class _Cells:
         )
         return prim, flagged
 
-    def cell(self, value: str | None, sources: Sequence[str], sid: str, group: str) -> list[Inline]:
+    def cell(
+        self,
+        value: str | None,
+        sources: Sequence[str],
+        sid: str,
+        group: str,
+        name: str | None = None,
+    ) -> list[Inline]:
+        """The value (or "not reported"), † when flagged, then its sources; ``name``
+        (an arm id) is shown first."""
         prim, flagged = self._claim_sources(sid, group)
         srcs = list(dict.fromkeys([*sources, *prim]))
-        out: list[Inline] = [value or "not reported"]
+        out: list[Inline] = [Code(name), ": "] if name else []
+        out.append(value or "not reported")
         if flagged:
             out.append(Link(" †", "#discrepancies"))
         if srcs:
@@ -154,10 +269,20 @@ class _Cells:
         return out
 
 
+def _comparison_cell(a: _Arms, several: bool) -> list[Inline]:
+    if a.comparison_id is None:
+        return [Muted("no comparison in the package")]
+    out: list[Inline] = [a.label or a.comparison_id]
+    if several and not a.primary:
+        out.append(Muted(" (not the primary comparison)"))
+    return out
+
+
 def section(ctx: Context) -> list[Node]:
     pkg, info = ctx.pkg, ctx.studies
     studies = table_or_none(pkg, "studies")
-    arms = table_or_none(pkg, "arms")
+    reader = _ArmReader(ctx)
+    header = csv_header(reader.msc)
     audited = ctx.plan.audited_source_id
     nodes: list[Node] = [
         Heading(2, "Study characteristics", "characteristics"),
@@ -174,8 +299,10 @@ def section(ctx: Context) -> list[Node]:
     ]
     if studies is None or studies.empty:
         nodes.append(Para("No studies in the package.", cls="note"))
-        ctx.write_table("study_characteristics", CSV_HEADER, [])
+        ctx.write_table("study_characteristics", header, [])
         return nodes
+    labels = {str(c.get("label")) for cs in reader.comparisons.values() for c in cs}
+    with_comparison = len(labels) > 1 or any(len(cs) > 1 for cs in reader.comparisons.values())
     cells = _Cells(table_or_none(pkg, "claims"), audited)
     rows: list[list[Inlines]] = []
     flat: list[list[Any]] = []
@@ -192,26 +319,48 @@ def section(ctx: Context) -> list[Node]:
             if x
         )
         fu = weeks(getattr(st, "follow_up_weeks", None))
-        a = _arms(arms[(arms["study_id"] == sid).fillna(False)] if arms is not None else None)
-        rows.append(
-            [
-                cells.cell(title, src, sid, "study"),
-                cells.cell(val(st.country), src, sid, "country"),
-                cells.cell(design, src, sid, "design"),
-                cells.cell(pop or None, src, sid, "population"),
-                cells.cell(a.msc, a.msc_src, sid, "msc"),
-                cells.cell(a.control, a.control_src, sid, "control"),
-                cells.cell(f"{a.n_msc or '?'} / {a.n_control or '?'}", a.msc_src + a.control_src,
-                           sid, "n"),
-                cells.cell(f"{fu} weeks" if fu else None, src, sid, "follow_up"),
-            ]
-        )  # fmt: skip
-        flat.append(
-            [sid, title, val(st.country), design, pop, a.msc, a.control, a.n_msc, a.n_control, fu,
-             "; ".join(dict.fromkeys(src + a.msc_src + a.control_src))]
-        )  # fmt: skip
+        entries = reader.rows(sid)
+        multi = len(entries) > 1 or reader.n_arms(sid) > 2  # name the arms
+        for i, a in enumerate(entries):
+            if i == 0:
+                study_cells: list[Inlines] = [
+                    cells.cell(title, src, sid, "study"),
+                    cells.cell(val(st.country), src, sid, "country"),
+                    cells.cell(design, src, sid, "design"),
+                    cells.cell(pop or None, src, sid, "population"),
+                ]
+                follow_up = cells.cell(f"{fu} weeks" if fu else None, src, sid, "follow_up")
+            else:
+                same = Muted("as above")
+                study_cells = [[str(st.label), Muted(" (another comparison)")], same, same, same]
+                follow_up = [same]
+            exp_name = a.exp_name if multi else None
+            ctl_name = a.ctl_name if multi else None
+            rows.append(
+                [
+                    *study_cells,
+                    *([_comparison_cell(a, len(entries) > 1)] if with_comparison else []),
+                    cells.cell(a.experimental, a.exp_src, sid, "msc", exp_name),
+                    cells.cell(a.control, a.control_src, sid, "control", ctl_name),
+                    cells.cell(f"{a.n_exp or '?'} / {a.n_control or '?'}", a.n_src, sid, "n"),
+                    follow_up,
+                ]
+            )
+            exp_text = (
+                f"{exp_name}: {a.experimental}" if exp_name and a.experimental else a.experimental
+            )
+            ctl_text = f"{ctl_name}: {a.control}" if ctl_name and a.control else a.control
+            flat.append(
+                [sid, title, a.comparison_id, a.label, val(st.country), design, pop, exp_text,
+                 ctl_text, a.n_exp, a.n_control, fu,
+                 "; ".join(dict.fromkeys(src + a.exp_src + a.n_src + a.control_src))]
+            )  # fmt: skip
     nodes.append(
-        Table(header=_HEADER, rows=rows, caption="Characteristics of the included studies")
+        Table(
+            header=_header(reader.msc, with_comparison),
+            rows=rows,
+            caption="Characteristics of the included studies",
+        )
     )
-    ctx.write_table("study_characteristics", CSV_HEADER, flat)
+    ctx.write_table("study_characteristics", header, flat)
     return nodes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trialpool.analysis.plan import describe_rule, rule_id
+from trialpool.analysis.runs import metafor_analyses
 from trialpool.report.context import Context
 from trialpool.report.document import Bullets, Heading, Inlines, Node, Para, Strong
 
@@ -10,9 +11,10 @@ from trialpool.report.document import Bullets, Heading, Inlines, Node, Para, Str
 def section(ctx: Context) -> list[Node]:
     plan = ctx.plan
     d = plan.defaults
-    rules = {rule_id(r): describe_rule(r) for a in plan.analyses for r in a.sensitivity}
-    methods = sorted({plan.method_for(a) for a in plan.analyses})
-    measures = sorted({a.measure for a in plan.analyses})
+    analyses = metafor_analyses(plan)
+    rules = {rule_id(r): describe_rule(r) for a in analyses for r in a.sensitivity}
+    methods = sorted({plan.method_for(a) for a in analyses})
+    measures = sorted({a.measure for a in analyses})
     items: list[Inlines] = [
         [
             Strong("Model: "),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trialpool.analysis.plan import Analysis
-from trialpool.analysis.runs import Result
+from trialpool.analysis.runs import Result, outcome_infos
 from trialpool.errors import TrialpoolError
 from trialpool.report.context import Context
 from trialpool.report.document import Node, Para
@@ -11,6 +11,16 @@ from trialpool.report.figures import forest, funnel
 from trialpool.report.format import lc, num, p_value
 from trialpool.stats import small_study
 from trialpool.stats.results import RATIO_MEASURES, PoolResult, SubgroupResult
+
+
+def lower_is_better(ctx: Context, analysis: Analysis) -> bool | None:
+    """The side of benefit for the forest plot's labels: the plan's ``lower_is_better``,
+    or None ("Lower in ..." labels) for a plan built from the data whose outcome's
+    direction is unclear or not applicable in the package's ``outcomes``."""
+    if not ctx.plan_from_data:
+        return analysis.lower_is_better
+    info = outcome_infos(ctx.pkg).get(analysis.outcome)
+    return None if info is None else info.lower_is_better
 
 
 def forest_node(
@@ -30,7 +40,7 @@ def forest_node(
         measure=analysis.measure,
         outcome_label=analysis.outcome_label,
         unit=analysis.unit,
-        lower_is_better=analysis.lower_is_better,
+        lower_is_better=lower_is_better(ctx, analysis),
         favours=analysis.favours,
         title=title,
         subgroup_test=subgroups,

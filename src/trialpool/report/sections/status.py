@@ -8,7 +8,14 @@ from collections.abc import Sequence
 
 from trialpool.analysis import pooled as engine
 from trialpool.analysis.plan import Analysis
-from trialpool.analysis.runs import BlockRun, Settings, StudyInfo, outcome_kind, outcome_rows
+from trialpool.analysis.runs import (
+    BlockRun,
+    Settings,
+    StudyInfo,
+    code_text,
+    outcome_kind,
+    outcome_rows,
+)
 from trialpool.report.context import Context
 from trialpool.report.document import (
     Heading,
@@ -25,8 +32,15 @@ from trialpool.report.format import designs_text, lc
 from trialpool.stats.results import PoolResult
 
 
-def _need_text(analysis: Analysis, kind: str | None, timepoint: float | None) -> str:
-    when = f"at {timepoint:g} weeks" if timepoint is not None else "(any time point)"
+def _need_text(
+    analysis: Analysis, kind: str | None, timepoint: float | None, label: str | None = None
+) -> str:
+    """What a study lacks, e.g. "per-arm counts of death at 24 weeks"; ``label`` names a
+    time point without weeks (a block of rows "as reported")."""
+    if timepoint is not None:
+        when = f"at {timepoint:g} weeks"
+    else:
+        when = f"({label})" if label else "(any time point)"
     label = lc(analysis.outcome_label)
     if kind == "dichotomous":
         return f"per-arm counts of {label} {when}"
@@ -39,10 +53,16 @@ def _other_timepoints(ctx: Context, outcome: str, studies: list[str], tp: float 
     rows = outcome_rows(ctx.pkg, outcome)
     parts: list[str] = []
     for sid in studies:
-        at = rows.loc[(rows["study_id"] == sid).fillna(False), "timepoint_weeks"].dropna()
-        times = sorted({float(t) for t in at if float(t) != tp})
-        if times:
-            parts.append(f"{ctx.studies.label(sid)} ({', '.join(f'{t:g}' for t in times)} weeks)")
+        mine = rows[(rows["study_id"] == sid).fillna(False)]
+        times = sorted({float(t) for t in mine["timepoint_weeks"].dropna() if float(t) != tp})
+        codes = sorted(
+            {code_text(str(c)) for c in mine.loc[mine["timepoint_weeks"].isna(), "timepoint"]}
+            if "timepoint" in mine.columns
+            else set()
+        )
+        said = ([f"{', '.join(f'{t:g}' for t in times)} weeks"] if times else []) + codes
+        if said:
+            parts.append(f"{ctx.studies.label(sid)} ({'; '.join(said)})")
     return "; ".join(parts)
 
 
@@ -83,7 +103,7 @@ def _block_status(
     """(kind, headline, detail lines, studies lacking data) of one block."""
     info = ctx.studies
     by_design = info.with_design(s.designs)
-    left_out = engine.comparator_left_out(ctx.pkg)
+    left_out = engine.comparator_left_out(ctx.pkg, comparison=analysis.comparison)
     candidates = [sid for sid in by_design if sid not in left_out]
     missing = [sid for sid in candidates if sid not in block.usable]
     r = block.result
@@ -95,7 +115,13 @@ def _block_status(
         status_kind = "partial" if r.studies else "none"
         headline = f"{prefix}{r.reason}"
     if missing:
-        need = _need_text(analysis, outcome_kind(ctx.pkg, analysis.outcome), block.timepoint)
+        code_block = analysis.subgroup_by == "timepoint" and block.timepoint is None
+        need = _need_text(
+            analysis,
+            outcome_kind(ctx.pkg, analysis.outcome),
+            block.timepoint,
+            block.label if code_block else None,
+        )
         lines.append(
             [
                 Strong("Needs "),
@@ -133,7 +159,7 @@ def _block_status(
 
 def _no_blocks_status(ctx: Context, analysis: Analysis, s: Settings) -> tuple[Status, str]:
     info = ctx.studies
-    left_out = engine.comparator_left_out(ctx.pkg)
+    left_out = engine.comparator_left_out(ctx.pkg, comparison=analysis.comparison)
     by_design = info.with_design(s.designs)
     cands = [sid for sid in by_design if sid not in left_out]
     detail: list[Inlines] = []
