@@ -33,7 +33,7 @@ from trialpool.contrib.diff import (
     diff_packages,
     run_diff,
 )
-from trialpool.contrib.new_study import append_rows
+from trialpool.contrib.new_study import append_rows, rob1_domains
 from trialpool.package.loader import load_package
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,22 +78,27 @@ def set_version(descriptor: Path, version: str, *, changelog: bool = True) -> No
         path.write_text(text.replace("## [Unreleased]\n", f"## [Unreleased]\n\n{entry}", 1))
 
 
+#: the example's rows, in the order a contributor adds them (bias rows are made below)
+EXAMPLE_RESOURCES = (
+    "sources",
+    "studies",
+    "arms",
+    "comparisons",
+    "msc_arms",
+    "screening",
+    "outcomes",
+    "continuous_outcomes",
+    "dichotomous_outcomes",
+    "claims",
+)
+
+
 def add_example_study(descriptor: Path) -> None:
     """Append every row of the fictional study, then rebuild the descriptor."""
     package = load_package(descriptor)
     rows: dict[str, list[dict[str, Any]]] = {
-        name: list(EXAMPLE[name])
-        for name in (
-            "sources",
-            "studies",
-            "arms",
-            "screening",
-            "continuous_outcomes",
-            "dichotomous_outcomes",
-            "claims",
-        )
+        name: list(EXAMPLE[name]) for name in EXAMPLE_RESOURCES
     }
-    domain = package.resources["bias_judgements"].field("domain")["constraints"]["enum"][:7]
     rows["bias_judgements"] = [
         {
             "study_id": "example2027",
@@ -103,7 +108,7 @@ def add_example_study(descriptor: Path) -> None:
             "source_id": "example2027",
             **EXAMPLE["bias_judgements"],
         }
-        for d in domain
+        for d in rob1_domains(package.resources["bias_judgements"])
     ]
     append_rows(package, rows)
     rebuild(descriptor.parent)
@@ -173,9 +178,22 @@ def test_pull_request_adding_a_trial_needs_minor(base: Path, pr: Path) -> None:
     diff = diff_packages(base, pr)
     assert diff.required == "minor" and diff.reason == "adds a study"
     assert diff.studies_added == ["example2027"] and diff.studies_removed == []
-    arms = next(r for r in diff.resources if r.name == "arms")
+    by_name = {r.name: r for r in diff.resources}
+    arms = by_name["arms"]
     assert len(arms.rows_added) == 2 and arms.key_fields == ["study_id", "arm_id"]
     assert {"study_id": "example2027", "arm_id": "msc"} in arms.rows_added
+    # rows of the 1.0 resources, by their primary keys
+    assert by_name["comparisons"].rows_added == [{"comparison_id": "example2027_msc_vs_control"}]
+    assert by_name["msc_arms"].rows_added == arms.rows_added
+    assert by_name["outcomes"].rows_added == [{"outcome_id": "hospital_days"}]
+    assert {
+        "study_id": "example2027",
+        "arm_id": "control",
+        "outcome": "death",
+        "timepoint": "week_24",
+    } in by_name["dichotomous_outcomes"].rows_added
+    assert len(by_name["bias_judgements"].rows_added) == 7
+    assert all(c.level == "minor" for c in diff.changes)
     assert "Studies added: example2027" in out and "OK" in out
 
 
@@ -389,7 +407,7 @@ def test_same_values_written_differently_are_not_changes(
         header = rows[0]
         for row in rows[1:]:
             if row[0] == "example2027":
-                row[header.index("timepoint_weeks")] += ".0"  # 4 -> 4.0: same key
+                row[header.index("timepoint_weeks")] += ".0"  # 4 -> 4.0: same value
                 row[header.index("sd")] = row[header.index("sd")].rstrip("0").rstrip(".")
 
     edit_csv(new.parent / "data/continuous_outcomes.csv", respell)
@@ -502,3 +520,181 @@ def test_changelog_headings() -> None:
     assert not changelog_has_version("## [0.3.0-rc.1]\n", "0.3.0")
     assert not changelog_has_version("## [0.3.01]\n", "0.3.0")
     assert re.search("0.1.0", text)
+
+
+# ------------------------------------------------------------------ core schema 1.0
+
+#: the last 0.1.x commit (arms with role and the MSC fields, outcome enums)
+V010 = "7e9b005"
+
+
+def _git_has(commit: str) -> bool:
+    if shutil.which("git") is None:
+        return False
+    run = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True
+    )
+    return run.returncode == 0
+
+
+@pytest.fixture
+def v010(tmp_path: Path) -> Path:
+    """Package 0.1.0 as released (datapackage.json, schemas, data), from git."""
+    if not _git_has(V010):
+        pytest.skip(f"commit {V010} (package 0.1.0) not in this clone")
+    dest = tmp_path / "v010"
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", V010, "datapackage.json", "schemas", "data"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "datapackage.json"
+
+
+def test_diff_from_0_1_0_names_every_migration_change(v010: Path, base: Path) -> None:
+    diff = diff_packages(v010, base)
+    assert diff.old_version == "0.1.0"
+    assert diff.required == "major" and diff.minimum_version == "1.0.0"
+    messages = {c.message: c.level for c in diff.changes}
+
+    def level(text: str) -> str:
+        found = [lvl for msg, lvl in messages.items() if text in msg]
+        assert found, f"no change mentions {text!r}"
+        return found[0]
+
+    # arms: role and primary_comparison gone; the MSC fields moved to msc_arms
+    assert level("arms: field 'role' removed") == "major"
+    assert level("arms: field 'primary_comparison' removed") == "major"
+    for name in ("cell_source", "origin", "dose_per_infusion", "dose_unit", "route"):
+        assert level(f"arms: field '{name}' removed (a field '{name}' is added in msc_arms)")
+    assert not any("renamed" in m for m in messages)  # role -> label is not a rename
+    assert level("arms: field 'label' added") == "minor"
+    # new resources, listed row by row
+    for name in ("comparisons", "outcomes", "effect_estimates", "msc_arms"):
+        assert level(f"{name}: resource added") == "minor"
+    by_name = {r.name: r for r in diff.resources}
+    assert by_name["comparisons"].key_fields == ["comparison_id"]
+    assert {"comparison_id": "lin2017_msc_vs_control"} in by_name["comparisons"].rows_added
+    assert {"outcome_id": "meld"} in by_name["outcomes"].rows_added
+    with (v010.parent / "data/arms.csv").open(encoding="utf-8", newline="") as handle:
+        old_arms = [
+            {"study_id": r["study_id"], "arm_id": r["arm_id"]} for r in csv.DictReader(handle)
+        ]
+    assert all(key in by_name["msc_arms"].rows_added for key in old_arms)  # one per arm
+    assert level("descriptor: extension 'msc' declared") == "minor"
+    # timepoint codes: a required field and a key change
+    for name in ("continuous_outcomes", "dichotomous_outcomes"):
+        assert level(f"{name}: required field 'timepoint' added") == "major"
+        assert level(f"{name}: primary key (") == "major"
+        assert level(f"{name}.outcome: allowed values enum [") == "minor"  # enum -> pattern
+        assert level(f"{name}: foreign key added") == "minor"
+    assert "(every value allowed before is still allowed)" in next(
+        m for m in messages if m.startswith("bias_judgements.domain: allowed values")
+    )
+    assert level("bias_judgements: field 'domain_label' added") == "minor"
+    # the same values: no row of 0.1.0 removed or changed
+    assert all(not r.rows_removed and not r.rows_changed for r in diff.resources)
+
+
+def test_diff_from_0_1_0_via_cli(
+    v010: Path, base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["diff", str(v010), str(base)]) == 0  # 1.0.0 is a major bump
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Required bump: major (the change removes a field); minimum version 1.0.0" in out
+    assert "more change(s)" not in out  # every schema change is printed
+    data = json.loads(v010.read_text(encoding="utf-8"))
+    assert data["version"] == "0.1.0"
+
+
+def test_enum_replaced_by_pattern(base: Path, pr: Path) -> None:
+    def to_pattern(pattern: str) -> Callable[[dict[str, Any]], None]:
+        def edit(schema: dict[str, Any]) -> None:
+            constraints = field_of(schema, "design")["constraints"]
+            constraints.pop("enum", None)
+            constraints["pattern"] = pattern
+
+        return edit
+
+    edit_schema(pr.parent, "studies", to_pattern("^[a-z_]+$"))  # every design still allowed
+    diff = diff_packages(base, pr)
+    assert diff.required == "minor" and diff.reason == "loosens a constraint"
+    (change,) = [
+        c for c in diff.changes if c.field == "design" and c.kind != "documentation_changed"
+    ]
+    assert change.message.startswith("studies.design: allowed values enum [rct, ")
+    assert 'pattern "^[a-z_]+$" (every value allowed before is still allowed)' in change.message
+    shutil.copyfile(
+        base.parent / "schemas/studies.schema.json", pr.parent / "schemas/studies.schema.json"
+    )
+    edit_schema(pr.parent, "studies", to_pattern("^(rct|cohort)$"))
+    diff = diff_packages(base, pr)
+    assert diff.required == "major" and diff.reason == "makes a constraint stricter"
+    (change,) = [c for c in diff.changes if c.field == "design"]
+    assert "no longer allowed: non_randomised_controlled, case_control, single_arm" in (
+        change.message
+    )
+
+
+def test_pattern_replaced_by_enum_is_stricter(base: Path, pr: Path) -> None:
+    def edit(schema: dict[str, Any]) -> None:
+        constraints = field_of(schema, "outcome_id")["constraints"]
+        constraints["enum"] = ["meld"]
+
+    edit_schema(pr.parent, "outcomes", edit)
+    diff = diff_packages(base, pr)
+    assert diff.required == "major" and diff.reason == "makes a constraint stricter"
+
+
+def test_added_and_removed_resources_list_their_rows(base: Path, pr: Path) -> None:
+    data = json.loads(pr.read_text(encoding="utf-8"))
+    data["resources"] = [r for r in data["resources"] if r["name"] != "comparisons"]
+    pr.write_text(json.dumps(data), encoding="utf-8")
+    diff = diff_packages(base, pr)
+    comparisons = next(r for r in diff.resources if r.name == "comparisons")
+    assert comparisons.status == "removed" and comparisons.key_fields == ["comparison_id"]
+    assert {"comparison_id": "lin2017_msc_vs_control"} in comparisons.rows_removed
+    assert diff.required == "major" and diff.reason == "removes a resource"
+    back = diff_packages(pr, base)
+    comparisons = next(r for r in back.resources if r.name == "comparisons")
+    assert comparisons.status == "added"
+    assert {"comparison_id": "lin2017_msc_vs_control"} in comparisons.rows_added
+    assert back.required == "minor" and back.reason == "adds a resource"
+
+
+def test_extension_declared_or_dropped(base: Path, pr: Path) -> None:
+    data = json.loads(pr.read_text(encoding="utf-8"))
+    data["extensions"] = []
+    data["resources"] = [r for r in data["resources"] if r["name"] != "msc_arms"]
+    pr.write_text(json.dumps(data), encoding="utf-8")
+    diff = diff_packages(base, pr)
+    assert diff.required == "major"
+    kinds = {c.kind for c in diff.changes}
+    assert {"extension_removed", "resource_removed"} <= kinds
+    assert any(c.message == "descriptor: extension 'msc' no longer declared" for c in diff.changes)
+    back = diff_packages(pr, base)
+    assert back.required == "minor"
+    assert any(c.message == "descriptor: extension 'msc' declared" for c in back.changes)
+
+
+def test_same_position_is_not_a_rename_when_values_are_lost(base: Path, pr: Path) -> None:
+    """A field replaced by an unrelated one at the same place (values not carried over)
+    is a removal and an addition, not a rename."""
+    root = pr.parent
+    edit_schema(root, "studies", lambda s: field_of(s, "country").update(name="region"))
+
+    def replace(rows: list[list[str]]) -> None:
+        column = rows[0].index("country")
+        rows[0][column] = "region"
+        for row in rows[1:]:
+            row[column] = ""
+
+    edit_csv(root / "data/studies.csv", replace)
+    rebuild(root)
+    diff = diff_packages(base, pr)
+    kinds = {(c.kind, c.field) for c in diff.changes}
+    assert ("field_removed", "country") in kinds and ("field_added", "region") in kinds
+    assert not any(c.kind == "field_renamed" for c in diff.changes)

@@ -4,11 +4,16 @@
 request) resource by resource:
 
 * rows added, removed and changed, matched by primary key (for a changed row: which
-  fields, old -> new); studies added and removed;
-* schema changes: fields added, removed, renamed (a heuristic: one field removed and
-  one added with the same type at the same position is reported as "renamed?"), moved,
-  type and constraint changes, primary and foreign key changes;
-* descriptor changes (title, licences, ...).
+  fields, old -> new), in every resource; the rows of an added or removed resource by
+  their keys; studies added and removed;
+* schema changes: resources added and removed; fields added, removed (naming the other
+  resources where a field of that name is added, e.g. ``arms.cell_source`` ->
+  ``msc_arms``), renamed (a heuristic: one field removed and one added with the same
+  type at the same position, whose values were carried over, is reported as
+  "renamed?"), moved, type and constraint changes (a closed list of values replaced by
+  a pattern or a length is looser when every value allowed before is still allowed,
+  stricter otherwise), primary and foreign key changes;
+* descriptor changes (title, licences, the extensions declared, ...).
 
 Each change carries the semantic-version bump it requires ("semver for data", after the
 Frictionless *data package version* pattern):
@@ -18,9 +23,11 @@ major     a field removed, renamed, moved or retyped; a constraint made stricter
           changed; a primary key changed; a foreign key removed or changed; rows or
           studies removed (keys that users cite disappear; a changed key value is a
           removal plus an addition); a resource removed, renamed or moved; a
-          required field added; the package name or licences changed
+          required field added; an extension no longer declared; the package name or
+          licences changed
 minor     a study or rows added; an optional field added; a constraint loosened
-          (e.g. new allowed values); a foreign key or resource added
+          (e.g. new allowed values, an enum replaced by a pattern every old value
+          matches); a foreign key, resource or extension added
 patch     a value corrected (same key, different value); documentation changed
           (titles, descriptions, keywords); a file rewritten without any value change
 none      nothing but generated parts changed (version, created, bytes, hash, sources)
@@ -38,6 +45,7 @@ import csv
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import total_ordering
@@ -64,6 +72,7 @@ REASONS: dict[str, str] = {
     "study_removed": "removes a study",
     "rows_removed": "removes rows",
     "resource_removed": "removes a resource",
+    "extension_removed": "no longer declares an extension",
     "resource_path_changed": "moves a data file",
     "field_required_added": "adds a required field",
     "constraint_tightened": "makes a constraint stricter",
@@ -75,6 +84,7 @@ REASONS: dict[str, str] = {
     "study_added": "adds a study",
     "rows_added": "adds rows",
     "resource_added": "adds a resource",
+    "extension_added": "declares an extension",
     "field_added": "adds a field",
     "constraint_loosened": "loosens a constraint",
     "foreign_key_added": "adds a foreign key",
@@ -321,14 +331,83 @@ _UPPER_BOUNDS = {"maximum", "maxLength", "maxItems", "exclusiveMaximum"}
 _FLAGS = {"required", "unique"}
 
 
+#: constraints that say which strings a field allows
+_VALUE_KEYS = ("enum", "pattern", "minLength", "maxLength")
+
+
+def admits(constraints: dict[str, Any], value: str) -> bool | None:
+    """Whether a value meets the value constraints (enum, pattern, lengths); None when a
+    pattern cannot be compiled."""
+    allowed = constraints.get("enum")
+    if isinstance(allowed, list) and value not in [str(v) for v in allowed]:
+        return False
+    pattern = constraints.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            if re.fullmatch(pattern, value) is None:  # Table Schema patterns are anchored
+                return False
+        except re.error:
+            return None
+    low, high = constraints.get("minLength"), constraints.get("maxLength")
+    if isinstance(low, int) and len(value) < low:
+        return False
+    return not (isinstance(high, int) and len(value) > high)
+
+
+def _value_set(constraints: dict[str, Any]) -> str:
+    """The value constraints, for messages (``enum [a, b]``, ``pattern "^x$"``)."""
+    parts = []
+    for key in _VALUE_KEYS:
+        if key not in constraints:
+            continue
+        value = constraints[key]
+        if key == "enum" and isinstance(value, list):
+            parts.append("enum [" + ", ".join(str(v) for v in value) + "]")
+        else:
+            parts.append(f"{key} {_show(value)}")
+    return " and ".join(parts) or "any value"
+
+
+def _enum_replaced(
+    resource: str, name: str, old: dict[str, Any], new: dict[str, Any]
+) -> Change | None:
+    """One change for a closed list of values replaced by other value constraints (e.g.
+    an enum replaced by a pattern): looser when every value allowed before is still
+    allowed, stricter (naming the values now refused) otherwise."""
+    before = old.get("enum")
+    if not isinstance(before, list):
+        return None
+    if all(old.get(k) == new.get(k) for k in _VALUE_KEYS):
+        return None
+    if isinstance(new.get("enum"), list) and all(old.get(k) == new.get(k) for k in _VALUE_KEYS[1:]):
+        return None  # enum to enum: the per-key rules below say added/removed values
+    verdicts = {str(v): admits(new, str(v)) for v in before}
+    refused = [v for v, ok in verdicts.items() if ok is False]
+    unknown = [v for v, ok in verdicts.items() if ok is None]
+    what = f"{resource}.{name}: allowed values {_value_set(old)} -> {_value_set(new)}"
+    if refused or unknown:
+        detail = f"no longer allowed: {', '.join(refused)}" if refused else "cannot be compared"
+        return Change("major", "constraint_tightened", f"{what} ({detail})", resource, name)
+    return Change(
+        "minor",
+        "constraint_loosened",
+        f"{what} (every value allowed before is still allowed)",
+        resource,
+        name,
+    )
+
+
 def _constraint_changes(
     resource: str, name: str, old: dict[str, Any], new: dict[str, Any]
 ) -> list[Change]:
     """Classify each constraint change as stricter (major), looser (minor) or changed."""
     out: list[Change] = []
+    replaced = _enum_replaced(resource, name, old, new)
+    if replaced is not None:
+        out.append(replaced)
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
-        if before == after:
+        if before == after or (replaced is not None and key in _VALUE_KEYS):
             continue
         direction = "changed"
         if key in _FLAGS:
@@ -377,18 +456,27 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+#: says whether the values of old column A went to new column B (a rename), or None
+RenameCheck = Callable[[str, str], bool] | None
+
+
 def _pair_renames(
-    old_fields: list[dict[str, Any]], new_fields: list[dict[str, Any]]
+    old_fields: list[dict[str, Any]],
+    new_fields: list[dict[str, Any]],
+    confirm: RenameCheck = None,
 ) -> dict[str, str]:
-    """old name -> new name for fields that look renamed (same type, same position)."""
+    """old name -> new name for fields that look renamed: same type, same position, and
+    (when ``confirm`` is given) the values carried over."""
     old_names = [f["name"] for f in old_fields]
     new_names = [f["name"] for f in new_fields]
     removed = [i for i, n in enumerate(old_names) if n not in new_names]
     added = {i for i, n in enumerate(new_names) if n not in old_names}
     renames: dict[str, str] = {}
     for i in removed:
-        if i in added and old_fields[i].get("type", "string") == new_fields[i].get(
-            "type", "string"
+        if (
+            i in added
+            and old_fields[i].get("type", "string") == new_fields[i].get("type", "string")
+            and (confirm is None or confirm(old_names[i], new_names[i]))
         ):
             renames[old_names[i]] = new_names[i]
             added.discard(i)
@@ -396,13 +484,17 @@ def _pair_renames(
 
 
 def schema_changes(
-    resource: str, old: dict[str, Any], new: dict[str, Any]
+    resource: str, old: dict[str, Any], new: dict[str, Any], confirm: RenameCheck = None
 ) -> tuple[list[Change], dict[str, str]]:
-    """Changes between two Table Schemas and the field map old name -> new name."""
+    """Changes between two Table Schemas and the field map old name -> new name.
+
+    ``confirm(old_name, new_name)`` may veto a rename the schemas suggest (see
+    ``_pair_renames``); a vetoed pair is a removed and an added field.
+    """
     out: list[Change] = []
     old_fields = [f for f in old.get("fields", []) if isinstance(f, dict) and "name" in f]
     new_fields = [f for f in new.get("fields", []) if isinstance(f, dict) and "name" in f]
-    renames = _pair_renames(old_fields, new_fields)
+    renames = _pair_renames(old_fields, new_fields, confirm)
     old_by = {f["name"]: f for f in old_fields}
     new_by = {f["name"]: f for f in new_fields}
     for old_name, new_name in renames.items():
@@ -631,9 +723,13 @@ def row_changes(
     old: Resource,
     new: Resource,
     field_map: dict[str, str],
+    tables: tuple[_Table, _Table] | None = None,
 ) -> ResourceDiff:
-    """Rows added, removed and changed, matched by primary key (new field names)."""
-    old_table, new_table = _read_rows(old), _read_rows(new)
+    """Rows added, removed and changed, matched by primary key (new field names).
+
+    ``tables`` are the two files' rows when already read (else they are read here).
+    """
+    old_table, new_table = tables or (_read_rows(old), _read_rows(new))
     old_specs = {f["name"]: f for f in old.schema.get("fields", []) if "name" in f}
     new_specs = {f["name"]: f for f in new.schema.get("fields", []) if "name" in f}
     # compare the columns both versions have (a renamed column under its new name)
@@ -739,13 +835,34 @@ def _fmt_key(key: dict[str, str | None]) -> str:
 # ------------------------------------------------------------------ package diffs
 
 
+def _extension_changes(before: Any, after: Any) -> list[Change]:
+    """Extensions declared (minor: resources added) or no longer declared (major)."""
+    old = [str(x) for x in before] if isinstance(before, list) else []
+    new = [str(x) for x in after] if isinstance(after, list) else []
+    out = [
+        Change("minor", "extension_added", f"descriptor: extension {name!r} declared")
+        for name in new
+        if name not in old
+    ]
+    out += [
+        Change("major", "extension_removed", f"descriptor: extension {name!r} no longer declared")
+        for name in old
+        if name not in new
+    ]
+    if not out:  # same names, another order
+        out.append(Change("patch", "metadata_changed", "descriptor: extensions reordered"))
+    return out
+
+
 def _descriptor_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     out: list[Change] = []
     for key in sorted((set(old) | set(new)) - _GENERATED):
         before, after = old.get(key), new.get(key)
         if before == after:
             continue
-        if key == "licenses":
+        if key == "extensions":
+            out.extend(_extension_changes(before, after))
+        elif key == "licenses":
             b = [json.dumps(x, sort_keys=True) for x in before or []]
             a = [json.dumps(x, sort_keys=True) for x in after or []]
             if set(b) <= set(a):
@@ -840,6 +957,56 @@ def _cell(value: str | None) -> str:
     return "(empty)" if value is None else json.dumps(value, ensure_ascii=False)
 
 
+def _row_keys(table: _Table, schema: dict[str, Any]) -> list[dict[str, str | None]]:
+    """Each row's primary key (every column when the schema has no usable key)."""
+    missing = _missing(schema)
+    key = _as_list(schema.get("primaryKey"))
+    fields = key if key and set(key) <= set(table.header) else table.header
+    return [
+        {f: None if row.get(f) is None or row.get(f) in missing else row.get(f) for f in fields}
+        for row in table.rows
+    ]
+
+
+def _carried_over(old: _Table, new: _Table) -> Callable[[str, str], bool]:
+    """A rename check: the old column's values went to the new column (one side's
+    non-empty values are all in the other's; both empty counts, one empty does not)."""
+
+    def values(table: _Table, name: str) -> Counter[str]:
+        return Counter(v for r in table.rows if (v := r.get(name)) not in (None, ""))
+
+    def check(old_name: str, new_name: str) -> bool:
+        before, after = values(old, old_name), values(new, new_name)
+        if not before or not after:
+            return not before and not after
+        return before <= after or after <= before
+
+    return check
+
+
+def _field_names(schema: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in schema.get("fields", []) if isinstance(f, dict) and "name" in f]
+
+
+def _where_fields_went(resources: list[ResourceDiff], added: dict[str, list[str]]) -> None:
+    """Name, on a removed field, the other resources where a field of that name appears
+    (e.g. arms.cell_source -> msc_arms)."""
+    for res in resources:
+        for i, change in enumerate(res.changes):
+            if change.kind != "field_removed" or change.field is None:
+                continue
+            others = [name for name, fields in added.items() if name != res.name]
+            others = [name for name in others if change.field in added[name]]
+            if others:
+                res.changes[i] = Change(
+                    change.level,
+                    change.kind,
+                    f"{change.message} (a field {change.field!r} is added in {', '.join(others)})",
+                    change.resource,
+                    change.field,
+                )
+
+
 def compare(old_descriptor: Path | str, new_descriptor: Path | str) -> PackageDiff:
     """Compare two package versions (no verdict on the version; see ``judge``)."""
     old_pkg = load_package(old_descriptor)
@@ -848,33 +1015,60 @@ def compare(old_descriptor: Path | str, new_descriptor: Path | str) -> PackageDi
     resources: list[ResourceDiff] = []
     studies_added: list[str] = []
     studies_removed: list[str] = []
+    fields_added: dict[str, list[str]] = {}
     names = list(new_raw) + [n for n in old_raw if n not in new_raw]
     for name in names:
         if name not in old_raw:
-            count = len(_read_rows(new_pkg.resources[name]).rows)
-            diff = ResourceDiff(name=name, status="added")
-            diff.changes.append(
-                Change("minor", "resource_added", f"{name}: resource added ({count} rows)", name)
+            res = new_pkg.resources[name]
+            keys = _row_keys(_read_rows(res), res.schema)
+            diff = ResourceDiff(
+                name=name,
+                status="added",
+                key_fields=list(keys[0]) if keys else _as_list(res.schema.get("primaryKey")),
+                rows_added=keys,
             )
+            diff.changes.append(
+                Change(
+                    "minor", "resource_added", f"{name}: resource added ({len(keys)} rows)", name
+                )
+            )
+            fields_added[name] = _field_names(res.schema)
             resources.append(diff)
             continue
         if name not in new_raw:
-            count = len(_read_rows(old_pkg.resources[name]).rows)
-            diff = ResourceDiff(name=name, status="removed")
+            res = old_pkg.resources[name]
+            keys = _row_keys(_read_rows(res), res.schema)
+            diff = ResourceDiff(
+                name=name,
+                status="removed",
+                key_fields=list(keys[0]) if keys else _as_list(res.schema.get("primaryKey")),
+                rows_removed=keys,
+            )
             diff.changes.append(
                 Change(
-                    "major", "resource_removed", f"{name}: resource removed ({count} rows)", name
+                    "major",
+                    "resource_removed",
+                    f"{name}: resource removed ({len(keys)} rows)",
+                    name,
                 )
             )
             resources.append(diff)
             continue
         old_res, new_res = old_pkg.resources[name], new_pkg.resources[name]
-        schema, field_map = schema_changes(name, old_res.schema, new_res.schema)
-        diff = row_changes(name, old_res, new_res, field_map)
+        tables = (_read_rows(old_res), _read_rows(new_res))
+        schema, field_map = schema_changes(
+            name, old_res.schema, new_res.schema, _carried_over(*tables)
+        )
+        diff = row_changes(name, old_res, new_res, field_map, tables)
         is_studies = name == "studies" and len(diff.key_fields) == 1
         diff.changes.extend(_resource_meta_changes(name, old_raw[name], new_raw[name]))
         diff.changes.extend(schema)
         diff.changes.extend(_row_summary_changes(diff, is_studies))
+        fields_added[name] = [
+            c.field
+            for c in schema
+            if c.kind in {"field_added", "field_required_added"} and c.field is not None
+        ]
         if not diff.changes and old_res.path.read_bytes() != new_res.path.read_bytes():
             diff.changes.append(
                 Change(
@@ -891,6 +1085,7 @@ def compare(old_descriptor: Path | str, new_descriptor: Path | str) -> PackageDi
             studies_added = [str(k[key]) for k in diff.rows_added]
             studies_removed = [str(k[key]) for k in diff.rows_removed]
         resources.append(diff)
+    _where_fields_went(resources, fields_added)
     return PackageDiff(
         old_path=Path(old_descriptor),
         new_path=Path(new_descriptor),
@@ -992,15 +1187,16 @@ def _print(diff: PackageDiff, console: Console) -> None:
         console.print("[bold]Changes[/bold]")
         shown: Counter[str | None] = Counter()
         hidden: Counter[str | None] = Counter()
-        for change in changes:
-            if shown[change.resource] >= _DETAIL_LIMIT:
-                hidden[change.resource] += 1
-                continue
-            shown[change.resource] += 1
+        for change in changes:  # every schema change; at most _DETAIL_LIMIT changed rows
+            if change.kind == "value_changed":
+                if shown[change.resource] >= _DETAIL_LIMIT:
+                    hidden[change.resource] += 1
+                    continue
+                shown[change.resource] += 1
             style = _STYLE[change.level]
             console.print(f"  [{style}]{change.level:<5}[/{style}] {escape(change.message)}")
         for resource, count in hidden.items():
-            console.print(f"  ... {count} more change(s) in {resource} (see --json)")
+            console.print(f"  ... {count} more changed row(s) in {resource} (see --json)")
     else:
         console.print("No change in data, schemas or metadata.")
     if diff.minimum_version is not None:
