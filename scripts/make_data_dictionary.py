@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Generate the README's data dictionary from the Table Schemas.
 
-One table per resource (in the descriptor's order): field, type, required, constraints
-(unique, allowed values, minimum/maximum, length, pattern) and description, followed by
-the primary and foreign keys. The schemas in ``schemas/`` are the single source; the
-README copy is generated between the markers::
+An overview of the resources (which belong to the trialpool core, required or optional,
+and which to a topic extension, as ``schemas/core.json`` says), then one table per
+resource (in the descriptor's order): field, type, required, constraints (unique,
+allowed values, minimum/maximum, length, pattern) and description, after the primary and
+foreign keys. The schemas in ``schemas/`` are the single source; the README copy is
+generated between the markers::
 
     <!-- data-dictionary:start -->
     ...
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 START = "<!-- data-dictionary:start -->"
 END = "<!-- data-dictionary:end -->"
 HEADING = "## Data dictionary"
+MANIFEST = "schemas/core.json"
 
 # constraint keys in the order they are shown
 _BOUNDS = (
@@ -106,11 +109,96 @@ def _keys(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-def resource_section(resource: dict[str, Any], schema: dict[str, Any]) -> list[str]:
-    """Markdown lines for one resource."""
+def parts(root: Path) -> tuple[str | None, dict[str, str]]:
+    """The core version and, per resource name, which part of the schema it belongs to
+    ("core, required", "core, optional", "`msc` extension"), from ``schemas/core.json``
+    (empty when the package has no manifest)."""
+    path = root / MANIFEST
+    if not path.exists():
+        return None, {}
+    manifest = _read_json(path)
+    if not isinstance(manifest, dict):
+        raise DictionaryError(f"{path}: must be a JSON object")
+    out: dict[str, str] = {}
+    for spec in manifest.get("resources") or []:
+        out[str(spec["name"])] = "core, " + ("required" if spec.get("required") else "optional")
+    for ext, info in (manifest.get("extensions") or {}).items():
+        for spec in info.get("resources") or []:
+            out[str(spec["name"])] = f"`{ext}` extension"
+    version = manifest.get("version")
+    return (str(version) if version else None), out
+
+
+def _extension_note(root: Path) -> list[str]:
+    """One line per extension of the manifest: its name, title and how to declare it."""
+    path = root / MANIFEST
+    if not path.exists():
+        return []
+    manifest = _read_json(path)
+    lines = []
+    for ext, info in ((manifest or {}).get("extensions") or {}).items():
+        names = ", ".join(f"`{r['name']}`" for r in info.get("resources") or [])
+        lines.append(
+            f"- `{ext}` ({_cell(info.get('title', ext))}): {names}; declared in the "
+            f'descriptor as `"extensions": ["{ext}"]`.'
+        )
+    return lines
+
+
+def overview(root: Path, descriptor: dict[str, Any]) -> list[str]:
+    """The table of resources: title, part of the schema, primary key."""
+    version, part_of = parts(root)
+    lines: list[str] = []
+    if version:
+        lines += [
+            f"Core schema {version} (`{MANIFEST}`): the core resources are the same in every "
+            "package trialpool reads (the required ones always present); extension "
+            "resources are present when the descriptor declares their extension.",
+            "",
+        ]
+        notes = _extension_note(root)
+        if notes:
+            lines += ["Extensions:", "", *notes, ""]
+    lines += ["| resource | title | part | primary key |", "|---|---|---|---|"]
+    for resource in descriptor.get("resources", []):
+        schema = _schema_of(root, resource)
+        keys = ", ".join(f"`{k}`" for k in _keys(schema.get("primaryKey")))
+        lines.append(
+            f"| [`{resource['name']}`](#{_anchor(resource)}) | "
+            f"{_cell(resource.get('title', ''))} | {part_of.get(resource['name'], '')} | {keys} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _anchor(resource: dict[str, Any]) -> str:
+    """The GitHub anchor of a resource's heading (lower case, punctuation dropped)."""
+    heading = f"{resource['name']}" + (f": {resource['title']}" if resource.get("title") else "")
+    text = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
+    return text.replace(" ", "-")
+
+
+def _schema_of(root: Path, resource: dict[str, Any]) -> dict[str, Any]:
+    schema_ref = resource.get("schema")
+    if isinstance(schema_ref, str):
+        schema = _read_json(root / schema_ref)
+        if not isinstance(schema, dict):
+            raise DictionaryError(f"{root / schema_ref}: must be a JSON object")
+        return schema
+    if isinstance(schema_ref, dict):
+        return schema_ref
+    raise DictionaryError(f"resource {resource.get('name')!r}: no schema")
+
+
+def resource_section(
+    resource: dict[str, Any], schema: dict[str, Any], part: str | None = None
+) -> list[str]:
+    """Markdown lines for one resource (``part``: core or extension, when known)."""
     name = resource["name"]
     title = resource.get("title")
     lines = [f"### `{name}`" + (f": {title}" if title else ""), ""]
+    if part:
+        lines += [f"*Part of the schema: {part}.*", ""]
     if schema.get("description"):
         lines += [" ".join(str(schema["description"]).split()), ""]
     facts = [f"File `{resource['path']}`", f"schema `{resource['schema']}`"]
@@ -156,15 +244,11 @@ def generate(root: Path) -> str:
         "*required* fields must never be empty.",
         "",
     ]
+    lines += overview(root, descriptor)
+    _, part_of = parts(root)
     for resource in descriptor.get("resources", []):
-        schema_ref = resource.get("schema")
-        if isinstance(schema_ref, str):
-            schema = _read_json(root / schema_ref)
-        elif isinstance(schema_ref, dict):
-            schema = schema_ref
-        else:
-            raise DictionaryError(f"resource {resource.get('name')!r}: no schema")
-        lines += resource_section(resource, schema)
+        schema = _schema_of(root, resource)
+        lines += resource_section(resource, schema, part_of.get(resource["name"]))
     return "\n".join(lines)
 
 

@@ -119,3 +119,25 @@ def test_constraint_text() -> None:
     assert mdd.constraints_text(spec) == (
         "unique; one of `a`, `b`; ≥ 0; ≤ 1040; pattern `^(a\\|b)$`"
     )
+
+
+def test_overview_says_core_or_extension(package: Path) -> None:
+    block = mdd.generate(package)
+    manifest = json.loads((package / "schemas/core.json").read_text(encoding="utf-8"))
+    assert f"Core schema {manifest['version']} (`schemas/core.json`)" in block
+    assert "`msc` (Mesenchymal stem cell (MSC) therapy): `msc_arms`; declared in the " in block
+    assert "| [`arms`](#arms-arms) | Arms | core, required | `study_id`, `arm_id` |" in block
+    assert "| core, optional | `comparison_id`, `outcome`, `timepoint` |" in block
+    msc_section = block[block.index("### `msc_arms`") :]
+    assert msc_section.split("\n")[2] == "*Part of the schema: `msc` extension.*"
+    for spec in manifest["resources"]:
+        part = "required" if spec["required"] else "optional"
+        assert f"### `{spec['name']}`" in block
+        assert f"| core, {part} |" in block
+
+
+def test_without_manifest_no_parts(package: Path) -> None:
+    (package / "schemas/core.json").unlink()
+    block = mdd.generate(package)
+    assert "Core schema" not in block and "Part of the schema" not in block
+    assert "| [`sources`](#sources-sources) | Sources |  | `source_id` |" in block
