@@ -4,15 +4,16 @@
 Steps, in order; every problem is reported, and the tag is made only when there is none:
 
 1. regenerate the generated files: the descriptor's ``bytes``/``hash``/``sources``
-   (``scripts/build_descriptor.py``) and the README data dictionary
-   (``scripts/make_data_dictionary.py``);
+   (``trialpool.package.descriptor``, as ``scripts/build_descriptor.py``) and the README
+   data dictionary (``scripts/make_data_dictionary.py``);
 2. validate the package: ``frictionless validate datapackage.json``, then
    ``trialpool validate`` (``trialpool.validate.validate_package``, when installed);
 3. check the version: ``datapackage.json``'s version is a semantic version, equal to
    ``CITATION.cff``'s and ``pyproject.toml``'s, and ``CHANGELOG.md`` has its entry
    (``## [X.Y.Z] - YYYY-MM-DD``); the tag ``vX.Y.Z`` does not exist yet;
 4. print the ``git tag`` command (default, a dry run) or, with ``--tag``, run it, which
-   also requires a clean working tree (regenerated files committed).
+   also requires a clean working tree (regenerated files committed). The tag message is
+   the descriptor's ``name`` and the version.
 
 Usage::
 
@@ -35,6 +36,7 @@ from typing import Any
 import yaml
 
 from trialpool.contrib.diff import Version, changelog_has_version
+from trialpool.package.descriptor import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
@@ -54,7 +56,7 @@ def regenerate(root: Path) -> list[str]:
     """Rewrite the generated files; return the ones that changed."""
     changed: list[str] = []
     descriptor = root / "datapackage.json"
-    new = _script("build_descriptor").build(root)
+    new = build(root)
     if descriptor.read_text(encoding="utf-8") != new:
         descriptor.write_text(new, encoding="utf-8")
         changed.append("datapackage.json")
@@ -193,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems or tag is None:
         print(f"release: {len(problems)} problem(s); no tag made", file=sys.stderr)
         return 1
-    command = ["git", "tag", "-a", tag, "-m", f"msc-aclf-trials {version}"]
-    shown = " ".join(command[:4]) + f' -m "msc-aclf-trials {version}"'
+    name = json.loads((root / "datapackage.json").read_text(encoding="utf-8")).get("name")
+    message = f"{name or root.name} {version}"
+    command = ["git", "tag", "-a", tag, "-m", message]
+    shown = " ".join(command[:4]) + f' -m "{message}"'
     if not args.tag:
         print(f"release {version}: all checks passed. Dry run; to tag, run: {shown}")
         print("(or: python scripts/release.py --tag), then: git push origin " + tag)
