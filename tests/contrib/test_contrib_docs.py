@@ -43,6 +43,9 @@ def test_worked_example_rows_follow_the_schemas() -> None:
         "sources",
         "studies",
         "arms",
+        "comparisons",
+        "msc_arms",
+        "outcomes",
         "continuous_outcomes",
         "dichotomous_outcomes",
         "bias_judgements",
@@ -60,6 +63,31 @@ def test_worked_example_matches_the_fixture() -> None:
         documented = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
         for expected, got in zip(EXAMPLE[name], documented, strict=True):
             assert {k: got[k] for k in expected} == expected, name
+
+
+def test_worked_example_rows_pair_up() -> None:
+    """The documented comparison names the documented arms; msc_arms has one row per arm;
+    outcome rows name outcomes that are defined (in the package or in the example)."""
+    headers = schema_headers()
+    rows: dict[str, list[dict[str, str]]] = {}
+    for block in csv_blocks():
+        name = headers[tuple(block[0])]
+        rows[name] = [dict(zip(block[0], row, strict=True)) for row in block[1:]]
+    arms = [r["arm_id"] for r in rows["arms"]]
+    assert [r["arm_id"] for r in rows["msc_arms"]] == arms
+    (comparison,) = rows["comparisons"]
+    assert [comparison["experimental_arm_id"], comparison["control_arm_id"]] == arms
+    assert comparison["primary"] == "true"
+    with (REPO / "data/outcomes.csv").open(encoding="utf-8", newline="") as handle:
+        defined = {r["outcome_id"]: r["data_type"] for r in csv.DictReader(handle)}
+    defined |= {r["outcome_id"]: r["data_type"] for r in rows["outcomes"]}
+    for name, data_type in (
+        ("continuous_outcomes", "continuous"),
+        ("dichotomous_outcomes", "dichotomous"),
+    ):
+        for row in rows[name]:
+            assert defined.get(row["outcome"]) == data_type, row
+            assert row["arm_id"] in arms and row["timepoint"]
 
 
 def test_example_is_marked_fictional() -> None:
