@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from conftest import REPO, build_package, set_cell
+from conftest import REPO, add_row, build_package, set_cell
 from trialpool.analysis import pooled as analysis
 from trialpool.analysis.plan import parse_plan
 from trialpool.errors import ValidationFailedError
@@ -75,12 +75,20 @@ def _header(resource: str) -> list[str]:
     return [f["name"] for f in schema["fields"]]
 
 
-def bcg_package(dest: Path) -> Path:
-    """A conforming package holding metadat's dat.bcg (real data; see module docstring).
+def _core_only(descriptor: dict[str, Any]) -> None:
+    """Edit: declare no extension (the template's msc_arms resource is dropped)."""
+    descriptor.pop("extensions", None)
+    descriptor["resources"] = [r for r in descriptor["resources"] if r["name"] != "msc_arms"]
 
-    The tuberculosis counts sit in the ``death`` outcome slot (the vocabulary has no TB
-    code) at a fixture time point of 52 weeks (dat.bcg states none); trials allocated at
-    random are ``rct``, the others (alternate, systematic) ``non_randomised_controlled``.
+
+def bcg_package(dest: Path) -> Path:
+    """A conforming core 1.0 package (no extension) holding metadat's dat.bcg (real data;
+    see module docstring).
+
+    The tuberculosis counts are the outcome ``tuberculosis`` at a fixture time point of
+    52 weeks (dat.bcg states none); each trial's vaccine arm is compared with its
+    control arm (its primary comparison); trials allocated at random are ``rct``, the
+    others (alternate, systematic) ``non_randomised_controlled``.
     """
     bcg = pd.read_csv(GOLDEN / "data" / "dat.bcg.csv")
     data = dest / "_src"
@@ -98,6 +106,18 @@ def bcg_package(dest: Path) -> Path:
         ],
         "studies": [],
         "arms": [],
+        "comparisons": [],
+        "outcomes": [
+            {
+                "outcome_id": "tuberculosis",
+                "label": "Tuberculosis",
+                "data_type": "dichotomous",
+                "direction": "lower_is_better",
+                "description": "TB positive cases (test fixture row)",
+                "source_id": src,
+                "locator": "metadat dat.bcg (tpos, tneg, cpos, cneg)",
+            }
+        ],
         "dichotomous_outcomes": [],
         "screening": [],
         "published_results": [
@@ -105,7 +125,7 @@ def bcg_package(dest: Path) -> Path:
                 "result_id": "bcg_published",
                 "source_id": src,
                 "outcome": "tuberculosis (test fixture row)",
-                "outcome_code": "death",
+                "outcome_code": "tuberculosis",
                 "timepoint_weeks": 52,
                 "measure": "RR",
                 "estimate": 0.49,
@@ -126,22 +146,26 @@ def bcg_package(dest: Path) -> Path:
              "year": r.year, "country": "not reported", "design": design,
              "blinding": "unclear", "source_id": src}
         )  # fmt: skip
-        for arm, role, events, total in (
-            ("vaccine", "intervention", r.tpos, r.tpos + r.tneg),
-            ("control", "control", r.cpos, r.cpos + r.cneg),
+        tables["comparisons"].append(
+            {"comparison_id": f"{sid}_vaccine_vs_control", "study_id": sid,
+             "experimental_arm_id": "vaccine", "control_arm_id": "control",
+             "label": "BCG vaccine versus no vaccine", "primary": "true", "source_id": src}
+        )  # fmt: skip
+        for arm, events, total in (
+            ("vaccine", r.tpos, r.tpos + r.tneg),
+            ("control", r.cpos, r.cpos + r.cneg),
         ):
             tables["arms"].append(
-                {"study_id": sid, "arm_id": arm, "role": role,
-                 "comparator_type": "untreated" if role == "control" else "not_applicable",
-                 "primary_comparison": "true",
+                {"study_id": sid, "arm_id": arm,
+                 "comparator_type": "untreated" if arm == "control" else "not_applicable",
                  "description": "BCG vaccine" if arm == "vaccine" else "no vaccine",
-                 "cell_source": "not_applicable", "origin": "not_applicable",
-                 "route": "not_applicable", "n_randomised": total, "source_id": src}
+                 "n_randomised": total, "source_id": src}
             )  # fmt: skip
             tables["dichotomous_outcomes"].append(
-                {"study_id": sid, "arm_id": arm, "outcome": "death", "timepoint_weeks": 52,
-                 "events": events, "total": total, "source_id": src,
-                 "locator": f"dat.bcg row {int(r.trial)}", "verification": "secondary"}
+                {"study_id": sid, "arm_id": arm, "outcome": "tuberculosis",
+                 "timepoint": "week_52", "timepoint_weeks": 52, "events": events,
+                 "total": total, "source_id": src, "locator": f"dat.bcg row {int(r.trial)}",
+                 "verification": "secondary"}
             )  # fmt: skip
         tables["screening"].append(
             {"record_id": f"s{int(r.trial):02d}", "study_id": sid, "label": f"{r.author} {r.year}",
@@ -150,8 +174,7 @@ def bcg_package(dest: Path) -> Path:
         )  # fmt: skip
     for name, rows in tables.items():
         (data / f"{name}.csv").write_text(_csv(rows, _header(name)), encoding="utf-8")
-    descriptor = build_package(dest / "pkg", data_dir=data)
-    return descriptor
+    return build_package(dest / "pkg", data_dir=data, edit_descriptor=_core_only)
 
 
 BCG_PLAN = {
@@ -161,7 +184,7 @@ BCG_PLAN = {
         {
             "id": "tb-52w",
             "title": "Tuberculosis at 52 weeks",
-            "outcome": "death",
+            "outcome": "tuberculosis",
             "outcome_label": "Tuberculosis",
             "timepoint_weeks": 52,
             "measure": "RR",
@@ -180,7 +203,7 @@ BCG_PLAN = {
         {
             "id": "tb-rct",
             "title": "Tuberculosis at 52 weeks, randomised trials",
-            "outcome": "death",
+            "outcome": "tuberculosis",
             "outcome_label": "Tuberculosis",
             "timepoint_weeks": 52,
             "measure": "RR",
@@ -334,7 +357,12 @@ def test_bcg_numbers_equal_engine_and_metafor(bcg_report: tuple[Path, Path]) -> 
     descriptor, out = bcg_report
     pkg = load_package(descriptor)
     engine = analysis.pool_outcome(
-        pkg, "death", 52, measure="RR", method="REML", designs=("rct", "non_randomised_controlled")
+        pkg,
+        "tuberculosis",
+        52,
+        measure="RR",
+        method="REML",
+        designs=("rct", "non_randomised_controlled"),
     )
     assert isinstance(engine, PoolResult) and engine.k == 13
     gold = _golden_fit("REML", "z")
@@ -442,13 +470,28 @@ def test_metadat_fixture_report_equals_engine(descriptor: Path, tmp_path: Path) 
     assert pooled >= 1
 
 
+def _at_weeks(code: str, weeks: str) -> Callable[[str], str]:
+    """Edit: every outcome row at time point ``code`` of ``weeks`` weeks."""
+
+    def edit(text: str) -> str:
+        rows = list(csv.reader(io.StringIO(text)))
+        tp, tw = rows[0].index("timepoint"), rows[0].index("timepoint_weeks")
+        for row in rows[1:]:
+            row[tp], row[tw] = code, weeks
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        return out.getvalue()
+
+    return edit
+
+
 COMPARATOR_PLAN = {
     "title": "Catheters (test plan)",
     "analyses": [
         {
             "id": "infection",
             "title": "Catheter-related bloodstream infection",
-            "outcome": "severe_infection",
+            "outcome": "crbsi",
             "outcome_label": "Bloodstream infection",
             "timepoint_weeks": 1,
             "measure": "OR",
@@ -472,11 +515,25 @@ COMPARATOR_PLAN = {
 @pytest.mark.slow
 def test_report_names_controls_left_out_by_the_comparator_restriction(tmp_path: Path) -> None:
     """nielweise2007 with Bach 1996's control marked as a shorter exposure: the pool
-    leaves it out with a note, and no analysis lists it as lacking data."""
+    leaves it out with a note, and no analysis lists it as lacking data. (The fixture's
+    rows are as reported, without weeks; here they are put at 1 week, and MELD is added
+    to the outcomes as an outcome without data.)"""
     descriptor = build_package(
         tmp_path / "pkg",
         data_dir=FIXTURES / "metadat_nielweise2007" / "data",
-        edits={"arms": set_cell(3, "comparator_type", "shorter_exposure")},
+        edits={
+            "arms": set_cell(3, "comparator_type", "shorter_exposure"),
+            "dichotomous_outcomes": _at_weeks("week_1", "1"),
+            "outcomes": add_row(
+                {
+                    "outcome_id": "meld",
+                    "label": "MELD score",
+                    "data_type": "continuous",
+                    "unit": "points",
+                    "description": "test fixture row",
+                }
+            ),
+        },
     )
     out = tmp_path / "report"
     build_report(descriptor, parse_plan(COMPARATOR_PLAN), out, console=_quiet())
