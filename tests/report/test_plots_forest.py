@@ -238,6 +238,20 @@ def test_favours_sides(three_study_md: PoolResult, measure: str, lower_is_better
         assert control < null < msc
 
 
+@pytest.mark.parametrize("measure", ["MD", "RR"])
+def test_unclear_direction_names_the_lower_arm(three_study_md: PoolResult, measure: str) -> None:
+    """Without a direction of benefit the labels say which arm is lower on each side."""
+    result = three_study_md if measure == "MD" else synthetic_rr_pool()
+    fig = forest_plot(
+        [(None, result)], measure=measure, outcome_label="Synthetic outcome", lower_is_better=None
+    )
+    null = null_line_x(fig)
+    msc = centre_x(fig, text_by_content(fig, "Lower in MSC"))
+    control = centre_x(fig, text_by_content(fig, "Lower in control"))
+    assert msc < null < control
+    assert not any(t.get_text().startswith("Favours") for t in texts(fig))
+
+
 def test_ratio_axis_null_at_one() -> None:
     fig = forest_plot(
         [(None, synthetic_rr_pool())],

@@ -303,6 +303,29 @@ def test_bundled_discrepancies_and_audit(bundled_report: Path) -> None:
     assert "Total bilirubin at “1 month” (as printed; weeks not stated)" in md
 
 
+@pytest.mark.slow
+def test_bundled_characteristics_read_comparisons_and_msc_arms(bundled_report: Path) -> None:
+    """One row per comparison: Xu 2019 (four arms) has its primary comparison and UC-MSC +
+    PE versus PE; MSC fields come from msc_arms; Jia 2020's comparison is named."""
+    table = pd.read_csv(bundled_report / "tables" / "study_characteristics.csv", dtype=str)
+    comparisons = pd.read_csv(REPO / "data" / "comparisons.csv", dtype=str)
+    assert sorted(table["comparison_id"]) == sorted(comparisons["comparison_id"])
+    xu = table[table["study_id"] == "xu2019"]
+    assert list(xu["comparison_id"]) == ["xu2019_ucmsc_vs_control", "xu2019_ucmsc_pe_vs_pe"]
+    assert list(xu["msc_arm"].str.split(":").str[0]) == ["ucmsc", "ucmsc_pe"]
+    assert list(xu["control_arm"].str.split(":").str[0]) == ["control", "pe"]
+    assert list(zip(xu["n_msc"], xu["n_control"], strict=True)) == [("30", "30"), ("20", "30")]
+    lin = table.set_index("study_id").loc["lin2017"]
+    assert lin["msc_arm"] == "bone marrow, allogeneic, 1×10^5–1×10^6 cells/kg × 4, peripheral vein"
+    md = (bundled_report / MD_NAME).read_text(encoding="utf-8")
+    assert "| Comparison | MSC arm | Control arm | n randomised (MSC / control) |" in md
+    assert (
+        "MSC plus plasma exchange versus plasma exchange <sub>(not the primary comparison)</sub>"
+        in md
+    )
+    assert "| Longer versus shorter MSC treatment |" in md
+
+
 class _Tags(HTMLParser):
     """Collect every start tag and its attributes."""
 
