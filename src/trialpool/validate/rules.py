@@ -548,13 +548,16 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: Col
             )
 
 
-def _ids(frame: pd.DataFrame, cols: list[str]) -> list[tuple[int, tuple[Any, ...]]]:
-    """(row index, values) of the rows where every column in ``cols`` has a value."""
-    sub = frame[cols]
-    keep = sub.notna().all(axis=1).to_numpy(dtype=bool)
+def _ids(
+    frame: pd.DataFrame, cols: list[str], extra: list[str] | None = None
+) -> list[tuple[int, tuple[Any, ...]]]:
+    """(row index, values) of the rows where every column in ``cols`` has a value; the
+    values of ``extra`` columns (missing as None) follow those of ``cols``."""
+    keep = frame[cols].notna().all(axis=1).to_numpy(dtype=bool)
+    sub = frame.loc[keep, [*cols, *(extra or [])]]
     return [
-        (int(i), tuple(v))
-        for i, v in zip(sub.index[keep], sub[keep].itertuples(index=False, name=None), strict=True)
+        (int(i), tuple(None if pd.isna(x) else x for x in v))
+        for i, v in zip(sub.index, sub.itertuples(index=False, name=None), strict=True)
     ]
 
 
@@ -568,17 +571,16 @@ def _comparison_rules(
     """Comparisons pair two different arms; no pair twice under one label; at most one
     primary per study; every study with arms has a comparison; a control arm states its
     comparator_type and an arm that is only ever experimental does not."""
-    cols = {"comparison_id", "study_id", "experimental_arm_id", "control_arm_id"}
-    if not cols <= set(comparisons.columns) or not {"study_id", "arm_id"} <= set(arms.columns):
+    cols = ["comparison_id", "study_id", "experimental_arm_id", "control_arm_id"]
+    if not set(cols) <= set(comparisons.columns) or not {"study_id", "arm_id"} <= set(arms.columns):
         return
     comp_path = package.resources["comparisons"].display_path
     seen: dict[tuple[Any, ...], int] = {}
     primaries: dict[Any, list[int]] = {}
-    has_label = "label" in comparisons.columns
-    has_primary = "primary" in comparisons.columns
-    for index, (cid, sid, exp, ctl) in _ids(
-        comparisons, ["comparison_id", "study_id", "experimental_arm_id", "control_arm_id"]
-    ):
+    extra = [c for c in ("label", "primary") if c in comparisons.columns]
+    for index, values in _ids(comparisons, cols, extra):
+        cid, sid, exp, ctl = values[:4]
+        more = dict(zip(extra, values[4:], strict=True))
         row = Package.row_number(index)
         if exp == ctl:
             out.add(
@@ -588,8 +590,8 @@ def _comparison_rules(
                 "comparison-same-arm",
                 f"comparison {cid} compares arm {exp} of study {sid} with itself",
             )
-        label = comparisons.at[index, "label"] if has_label else None
-        key = (sid, exp, ctl, None if pd.isna(label) else label)
+        label = more.get("label")
+        key = (sid, exp, ctl, label)
         if key in seen:
             out.add(
                 "comparisons",
@@ -597,12 +599,12 @@ def _comparison_rules(
                 "comparison_id",
                 "duplicate-comparison",
                 f"comparison {cid} repeats row {seen[key]} (study {sid}: {exp} versus {ctl}"
-                + (f", label {label!r}" if key[3] is not None else "")
+                + (f", label {label!r}" if label is not None else "")
                 + ")",
             )
         else:
             seen[key] = row
-        if has_primary and comparisons.at[index, "primary"] is True:
+        if more.get("primary") is True:
             primaries.setdefault(sid, []).append(row)
     for sid, rows in primaries.items():
         if len(rows) > 1:
@@ -630,14 +632,13 @@ def _comparison_rules(
     if "comparator_type" not in arms.columns:
         return
     controls = set(_key_set(comparisons, ["study_id", "control_arm_id"]))
-    experimental = set(_key_set(comparisons, ["study_id", "experimental_arm_id"]))
+    only_experimental = set(_key_set(comparisons, ["study_id", "experimental_arm_id"])) - controls
     kinds = [
         k for k in enum_of(package.resources["arms"], "comparator_type") if k != NOT_APPLICABLE
     ]
     choices = ", ".join(kinds) if kinds else "a comparator type"
-    for index, (sid, aid) in _ids(arms, ["study_id", "arm_id"]):
-        kind = arms.at[index, "comparator_type"]
-        stated = _present(kind) and str(kind).strip() != ""
+    for index, (sid, aid, kind) in _ids(arms, ["study_id", "arm_id"], ["comparator_type"]):
+        stated = kind is not None and str(kind).strip() != ""
         if (sid, aid) in controls and (not stated or kind == NOT_APPLICABLE):
             have = f"has comparator_type {kind}" if stated else "has no comparator_type"
             out.add(
@@ -648,7 +649,7 @@ def _comparison_rules(
                 f"arm {aid} of study {sid} is the control of a comparison and {have}; give one "
                 f"of: {choices} (unclear when the sources do not say)",
             )
-        elif (sid, aid) in experimental - controls and stated and kind != NOT_APPLICABLE:
+        elif (sid, aid) in only_experimental and stated and kind != NOT_APPLICABLE:
             out.add(
                 "arms",
                 Package.row_number(index),
