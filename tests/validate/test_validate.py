@@ -137,6 +137,81 @@ CASES = [
     ),
     # --- trialpool rules: beyond Table Schema, frictionless passes
     Case(
+        "study without a comparison",
+        "study-without-comparison",
+        "data/studies.csv",
+        2,
+        "study_id",
+        False,
+        {"comparisons": drop_rows(2)},
+    ),
+    Case(
+        "comparison of an arm with itself",
+        "comparison-same-arm",
+        "data/comparisons.csv",
+        3,
+        "control_arm_id",
+        False,
+        {"comparisons": set_cell(3, "control_arm_id", "msc")},
+    ),
+    Case(
+        "the same comparison twice under one label",
+        "duplicate-comparison",
+        "data/comparisons.csv",
+        4,
+        "comparison_id",
+        False,
+        {"comparisons": add_row({"comparison_id": "beta2021_again", "primary": "false"}, like=3)},
+    ),
+    Case(
+        "two primary comparisons in one study",
+        "primary-comparison",
+        "data/comparisons.csv",
+        4,
+        "primary",
+        False,
+        {
+            "arms": add_row({"arm_id": "msc_high"}, like=2),
+            "msc_arms": add_row({"arm_id": "msc_high"}, like=2),
+            "comparisons": add_row(
+                {"comparison_id": "alpha2020_high_vs_control", "experimental_arm_id": "msc_high"},
+                like=2,
+            ),
+        },
+    ),
+    Case(
+        "per-arm row of an outcome of the other type",
+        "outcome-wrong-type",
+        "data/dichotomous_outcomes.csv",
+        4,
+        "outcome",
+        False,
+        {"dichotomous_outcomes": set_cell(4, "outcome", "alb")},
+    ),
+    Case(
+        "published result with an unknown outcome code",
+        "unknown-outcome",
+        "data/published_results.csv",
+        2,
+        "outcome_code",
+        False,
+        {"published_results": set_cell(2, "outcome_code", "meld_score")},
+    ),
+    Case(
+        "effect estimate with a zero SE",
+        "se-not-positive",
+        "data/effect_estimates.csv",
+        2,
+        "se",
+        False,
+        {
+            "effect_estimates": lambda t: (
+                t + "beta2021_msc_vs_control,death,week_12,12,OR,true,-1.1,0,20,20,test_b,Results,"
+                "primary,,\n"
+            )
+        },
+    ),
+    Case(
         "events exceed total",
         "events-exceed-total",
         "data/dichotomous_outcomes.csv",
@@ -155,40 +230,53 @@ CASES = [
         {"arms": set_cell(2, "n_analysed", "31")},
     ),
     Case(
-        "study without a control arm",
-        "missing-control-arm",
-        "data/studies.csv",
-        2,
-        "study_id",
-        False,
-        {"arms": set_cell(3, "role", "intervention")},
-    ),
-    Case(
-        "study without an intervention arm",
-        "missing-intervention-arm",
-        "data/studies.csv",
+        "outcome row names an outcome not defined",
+        "foreign-key",
+        "data/continuous_outcomes.csv",
         3,
-        "study_id",
-        False,
-        {"arms": set_cell(4, "role", "control")},
+        "outcome",
+        True,
+        {"continuous_outcomes": set_cell(3, "outcome", "bilirubin")},
     ),
     Case(
-        "no primary control arm",
-        "primary-comparison",
-        "data/studies.csv",
-        2,
-        "study_id",
-        False,
-        {"arms": set_cell(3, "primary_comparison", "false")},
+        "comparison names an arm of another study",
+        "foreign-key",
+        "data/comparisons.csv",
+        3,
+        "study_id,experimental_arm_id",
+        True,
+        {
+            "arms": add_row({"arm_id": "msc_high"}, like=2),
+            "msc_arms": add_row({"arm_id": "msc_high"}, like=2),
+            "comparisons": set_cell(3, "experimental_arm_id", "msc_high"),
+        },
     ),
     Case(
-        "two primary intervention arms",
-        "primary-comparison",
-        "data/studies.csv",
+        "outcome data type outside the vocabulary",
+        "constraint-error",
+        "data/outcomes.csv",
         2,
-        "study_id",
-        False,
-        {"arms": add_row({"arm_id": "msc_high"}, like=2)},
+        "data_type",
+        True,
+        {"outcomes": set_cell(2, "data_type", "binary")},
+    ),
+    Case(
+        "timepoint code not a code",
+        "constraint-error",
+        "data/dichotomous_outcomes.csv",
+        3,
+        "timepoint",
+        True,
+        {"dichotomous_outcomes": set_cell(3, "timepoint", "Week 24")},
+    ),
+    Case(
+        "bias domain not a code",
+        "constraint-error",
+        "data/bias_judgements.csv",
+        4,
+        "domain",
+        True,
+        {"bias_judgements": set_cell(4, "domain", "Confounding bias")},
     ),
     Case(
         "derived row without derivation",
@@ -290,15 +378,6 @@ CASES = [
         {"bias_judgements": set_cell(2, "judgement", "unclear")},
     ),
     Case(
-        "domain not of its tool",
-        "domain-not-for-tool",
-        "data/bias_judgements.csv",
-        4,
-        "domain",
-        False,
-        {"bias_judgements": set_cell(4, "domain", "random_sequence_generation")},
-    ),
-    Case(
         "excluded record without reason",
         "missing-reason",
         "data/screening.csv",
@@ -346,38 +425,47 @@ CASES = [
     Case(
         "dose without unit",
         "missing-dose-unit",
-        "data/arms.csv",
+        "data/msc_arms.csv",
         2,
         "dose_unit",
         False,
-        {"arms": set_cell(2, "dose_unit", "")},
+        {"msc_arms": set_cell(2, "dose_unit", "")},
     ),
     Case(
         "dose range reversed",
         "dose-range-reversed",
-        "data/arms.csv",
+        "data/msc_arms.csv",
         4,
         "dose_per_infusion_max",
         False,
-        {"arms": set_cell(4, "dose_per_infusion_max", "500000")},
+        {"msc_arms": set_cell(4, "dose_per_infusion_max", "500000")},
     ),
     Case(
         "dose range without lower bound",
         "dose-range-without-lower",
-        "data/arms.csv",
+        "data/msc_arms.csv",
         4,
         "dose_per_infusion",
         False,
-        {"arms": set_cell(4, "dose_per_infusion", "")},
+        {"msc_arms": set_cell(4, "dose_per_infusion", "")},
+    ),
+    Case(
+        "dose outside the extension's vocabulary",
+        "constraint-error",
+        "data/msc_arms.csv",
+        2,
+        "dose_unit",
+        True,
+        {"msc_arms": set_cell(2, "dose_unit", "mg")},
     ),
     Case(
         "required text only whitespace",
         "blank-value",
-        "data/studies.csv",
-        2,
-        "country",
+        "data/outcomes.csv",
+        3,
+        "label",
         False,
-        {"studies": set_cell(2, "country", "   ")},
+        {"outcomes": set_cell(3, "label", "   ")},
     ),
 ]
 
@@ -496,17 +584,63 @@ def test_statistic_columns_cover_the_schema() -> None:
     assert all(set(cols) <= names for cols in checks_rules.STATISTIC_COLUMNS.values())
 
 
-def test_tool_vocabulary_read_from_schema() -> None:
+def test_tool_vocabulary_read_from_schema(make_package: Callable[..., Path]) -> None:
     from trialpool.package.loader import load_package
 
     bias = load_package(REPO / "datapackage.json").resources["bias_judgements"]
     judgement = checks_rules.tool_vocabulary(bias, "judgement")
-    domain = checks_rules.tool_vocabulary(bias, "domain")
-    assert judgement is not None and domain is not None
+    assert judgement is not None
     assert judgement["rob2"] == {"low", "some_concerns", "high"}
-    assert "overall" in domain["robins_i"] and "random_sequence_generation" in domain["rob1"]
     assert set().union(*judgement.values()) == set(checks_rules.enum_of(bias, "judgement"))
-    assert set().union(*domain.values()) == set(checks_rules.enum_of(bias, "domain"))
+    # core 1.0: a domain is a code (a review's own domains are allowed, with domain_label),
+    # not an enum, so domain-not-for-tool does not apply; the pattern is Table Schema's
+    assert checks_rules.enum_of(bias, "domain") == []
+    assert checks_rules.tool_vocabulary(bias, "domain") is None
+    descriptor = make_package(
+        edits={
+            "bias_judgements": set_cell(4, "domain", "random_sequence_generation"),
+        }
+    )
+    assert validate_package(descriptor).valid  # a standard code of another tool is a code
+    own = make_package(
+        edits={
+            "bias_judgements": add_row(
+                {"domain": "blinding_participants", "domain_label": "Blinding: participants"}
+            )
+        }
+    )
+    assert validate_package(own).valid
+
+
+def test_domain_rule_applies_when_a_schema_lists_domains_per_tool(
+    make_package: Callable[..., Path],
+) -> None:
+    """domain-not-for-tool is still read from a schema that lists each tool's domains in an
+    enum (such a schema is not the core's: schema-mismatch too)."""
+    from trialpool.package.loader import load_package
+
+    descriptor = make_package(
+        edits={"bias_judgements": set_cell(4, "domain", "random_sequence_generation")}
+    )
+    path = descriptor.parent / "schemas" / "bias_judgements.schema.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    domain = next(f for f in schema["fields"] if f["name"] == "domain")
+    standard = domain["description"].split("The standard domains are: ")[1].split(". ")[0]
+    domain["description"] = standard
+    codes = sorted(
+        {c.strip() for part in standard.split(";") for c in part.split(":")[1].split(",")}
+    )
+    domain["constraints"] = {"required": True, "enum": codes}
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    bias = load_package(descriptor).resources["bias_judgements"]
+    vocab = checks_rules.tool_vocabulary(bias, "domain")
+    assert vocab is not None
+    assert "overall" in vocab["robins_i"] and "random_sequence_generation" in vocab["rob1"]
+    assert set().union(*vocab.values()) == set(codes)
+    issues = validate_package(descriptor).issues
+    found = [i for i in issues if i.rule == "domain-not-for-tool"]
+    assert [(i.file, i.row, i.field) for i in found] == [("data/bias_judgements.csv", 4, "domain")]
+    assert {i.rule for i in issues} == {"domain-not-for-tool", "schema-mismatch"}
 
 
 def test_comparator_type_rules(make_package: Callable[..., Path]) -> None:
@@ -517,17 +651,34 @@ def test_comparator_type_rules(make_package: Callable[..., Path]) -> None:
     # a missing value is one line naming file, row and field, with the allowed codes
     descriptor = make_package(edits={"arms": set_cell(5, "comparator_type", "")})
     (issue,) = validate_package(descriptor).issues
-    assert issue.line().startswith("data/arms.csv: row 5: field comparator_type: control arm")
+    assert issue.line().startswith(
+        "data/arms.csv: row 5: field comparator_type: arm control of study beta2021 is the "
+        "control of a comparison"
+    )
     assert "unclear" in issue.line() and "not_applicable" not in issue.message.split(":")[-1]
+    # the control is whichever arm a comparison names: swap the two arms of beta2021
+    swap = set_cell(3, "experimental_arm_id", "control")
+    descriptor = make_package(
+        edits={"comparisons": lambda t: set_cell(3, "control_arm_id", "msc")(swap(t))}
+    )
+    issues = validate_package(descriptor).issues
+    assert [(i.rule, i.row) for i in issues] == [
+        ("missing-comparator-type", 4),  # beta2021's msc arm (empty) is now the control
+        ("comparator-type-on-intervention", 5),  # its control arm (standard_care) is not
+    ]
 
-    # a package whose arms schema has no comparator_type is not held to the rule
+    # a package whose arms schema has no comparator_type is not held to the rule; it no
+    # longer conforms to the core (schema-mismatch), and that is the only issue
     descriptor = make_package(edits={"arms": _drop_column("comparator_type")})
     target = descriptor.parent / "schemas/arms.schema.json"
     schema = json.loads(target.read_text(encoding="utf-8"))
     schema["fields"] = [f for f in schema["fields"] if f["name"] != "comparator_type"]
     target.write_text(json.dumps(schema), encoding="utf-8")
     report = validate_package(descriptor)
-    assert report.valid, [i.line() for i in report.issues]
+    lines = [i.line() for i in report.issues]
+    assert [(i.rule, i.file, i.field) for i in report.issues] == [
+        ("schema-mismatch", "data/arms.csv", "comparator_type")
+    ], lines
 
 
 def _drop_column(name: str) -> CsvEdit:
@@ -590,4 +741,5 @@ def test_cli_subprocess_no_traceback(make_package: Callable[..., Path]) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
-    assert "data/studies.csv: row 2: field study_id:" in result.stdout
+    # alpha2020's control arm is gone: its comparison names an arm that is not there
+    assert "data/comparisons.csv: row 2: field study_id,control_arm_id:" in result.stdout

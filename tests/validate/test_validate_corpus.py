@@ -3,9 +3,12 @@
 Each case is one fault planted in the valid fixture (or, for encodings, a committed
 file from tests/fixtures/bad). For every case ``trialpool validate`` exits 1, prints a
 one-line message naming the file (and the row and field where there is one), no
-traceback, and leaves the package byte-for-byte as it was. The fast path
+traceback, and leaves the package byte-for-byte as it was. Cases of the core schema 1.0
+rules (comparisons, outcomes as data, effect estimates, conformance to the core and its
+extensions) also name the exact issue: rule, file, row and field. The fast path
 (``trialpool.validate.fast``) and frictionless (the reference) must report the same
-Table Schema errors at the same (resource, row, field) locations.
+Table Schema errors at the same (resource, row, field) locations, and both engines give
+the same verdict and the same issues overall.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ import pytest
 from rich.console import Console
 
 import trialpool.cli as cli_module
-from conftest import FIXTURES, REPO, add_row, build_package, drop_rows, set_cell
+from conftest import FIXTURES, REPO, CsvEdit, add_row, build_package, drop_rows, set_cell
 from trialpool.package.loader import load_package
+from trialpool.validate import ValidationIssue, tableschema, validate_package
 from trialpool.validate import fast as fastvalidate
-from trialpool.validate import tableschema, validate_package
 
 Setup = Callable[[Path], Path]
+
+
+#: an exact issue: (rule, file, row, field)
+Where = tuple[str, str | None, int | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Bad:
     setup: Setup
     expect: tuple[str, ...]  # all on one line of the output
     exit_code: int = 1
+    where: Where | None = None  # the issue it must produce, exactly
 
 
 def edits(**changes: Any) -> Setup:
@@ -115,6 +123,81 @@ def schema_edit(name: str, fn: Callable[[dict[str, Any]], None]) -> Setup:
     return setup
 
 
+def package(
+    *,
+    edits: dict[str, CsvEdit] | None = None,
+    edit_descriptor: Callable[[dict[str, Any]], None] | None = None,
+    schemas: dict[str, Callable[[dict[str, Any]], None]] | None = None,
+) -> Setup:
+    """Setup: CSV edits, a descriptor edit and schema edits (schema file -> edit; schema
+    files are not hashed, so they can change after the descriptor is built)."""
+
+    def setup(dest: Path) -> Path:
+        path = build_package(dest, edits=edits, edit_descriptor=edit_descriptor)
+        for rel, fn in (schemas or {}).items():
+            schema_path = dest / "schemas" / rel
+            schema = json.loads(schema_path.read_text("utf-8"))
+            fn(schema)
+            schema_path.write_text(json.dumps(schema), encoding="utf-8")
+        return path
+
+    return setup
+
+
+def without_resources(*names: str) -> Callable[[dict[str, Any]], None]:
+    """Descriptor edit: drop the named resources."""
+
+    def fn(descriptor: dict[str, Any]) -> None:
+        descriptor["resources"] = [r for r in descriptor["resources"] if r["name"] not in names]
+
+    return fn
+
+
+def set_extensions(value: list[str] | None) -> Callable[[dict[str, Any]], None]:
+    """Descriptor edit: declare ``value`` as the extensions (None: no declaration)."""
+
+    def fn(descriptor: dict[str, Any]) -> None:
+        descriptor.pop("extensions", None)
+        if value is not None:
+            descriptor["extensions"] = value
+
+    return fn
+
+
+def both(*fns: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def fn(descriptor: dict[str, Any]) -> None:
+        for f in fns:
+            f(descriptor)
+
+    return fn
+
+
+def add_column(name: str, values: list[str]) -> CsvEdit:
+    """Edit: append a column ``name`` with one value per data row."""
+
+    def edit(text: str) -> str:
+        lines = text.splitlines()
+        assert len(lines) == len(values) + 1
+        out = [f"{lines[0]},{name}"] + [f"{a},{b}" for a, b in zip(lines[1:], values, strict=True)]
+        return "\n".join(out) + "\n"
+
+    return edit
+
+
+def add_msc_field_to_arms(schema: dict[str, Any]) -> None:
+    """Schema edit: the msc extension's cell_source field, appended to arms."""
+    msc = json.loads((REPO / "schemas/extensions/msc/msc_arms.schema.json").read_text("utf-8"))
+    schema["fields"].append(next(f for f in msc["fields"] if f["name"] == "cell_source"))
+
+
+def change_constraint(field: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def fn(schema: dict[str, Any]) -> None:
+        spec = next(f for f in schema["fields"] if f["name"] == field)
+        spec.setdefault("constraints", {})[key] = value
+
+    return fn
+
+
 def _exclusive_minimum(schema: dict[str, Any]) -> None:
     schema["fields"][5]["constraints"]["exclusiveMinimum"] = 0
 
@@ -131,6 +214,17 @@ def _columns(fn: Callable[[list[str]], list[str]]) -> Callable[[str], str]:
 
 CONT = "data/continuous_outcomes.csv"
 DICH = "data/dichotomous_outcomes.csv"
+ARMS = "data/arms.csv"
+COMP = "data/comparisons.csv"
+EFFECT = "data/effect_estimates.csv"
+MSC = "data/msc_arms.csv"
+DESCRIPTOR = "datapackage.json"
+
+#: one study-level estimate (a log risk ratio); se 0 breaks se-not-positive
+EFFECT_ROW = (
+    "alpha2020_msc_vs_control,death,week_24,24,RR,true,-0.98,{se},30,30,test_a,Table 4,"
+    "derived,log RR from the events of Table 4,\n"
+)
 
 CORPUS: list[Bad] = [
     # --- the descriptor
@@ -251,12 +345,13 @@ CORPUS: list[Bad] = [
     # --- values
     Bad(
         "value outside an enum",
-        edits(arms=set_cell(3, "route", "oral")),
-        ("data/arms.csv: row 3: field route:", '"enum"', "[constraint-error]"),
+        edits(msc_arms=set_cell(3, "route", "oral")),
+        (f"{MSC}: row 3: field route:", '"enum"', "[constraint-error]"),
+        where=("constraint-error", MSC, 3, "route"),
     ),
     Bad(
         "value below the range",
-        edits(studies=set_cell(2, "year", "1800")),
+        edits(studies=set_cell(2, "year", "1600")),
         ("data/studies.csv: row 2: field year:", '"minimum"', "[constraint-error]"),
     ),
     Bad(
@@ -296,8 +391,9 @@ CORPUS: list[Bad] = [
     ),
     Bad(
         "not a boolean",
-        edits(arms=set_cell(2, "primary_comparison", "yes")),
-        ("data/arms.csv: row 2: field primary_comparison:", "[type-error]"),
+        edits(comparisons=set_cell(2, "primary", "yes")),
+        (f"{COMP}: row 2: field primary:", "[type-error]"),
+        where=("type-error", COMP, 2, "primary"),
     ),
     Bad(
         "empty string in a required field",
@@ -331,13 +427,10 @@ CORPUS: list[Bad] = [
         ("data/arms.csv: row 5: field n_analysed:", "[n-analysed-exceeds-randomised]"),
     ),
     Bad(
-        "study without a control arm",
-        edits(
-            arms=drop_rows(5),
-            continuous_outcomes=drop_rows(7),
-            dichotomous_outcomes=drop_rows(5),
-        ),
-        ("data/studies.csv: row 3: field study_id:", "[missing-control-arm]"),
+        "comparison names an arm that does not exist",
+        edits(comparisons=set_cell(3, "control_arm_id", "placebo")),
+        (f"{COMP}: row 3: field study_id,control_arm_id:", "[foreign-key]"),
+        where=("foreign-key", COMP, 3, "study_id,control_arm_id"),
     ),
     Bad(
         "timepoint beyond follow-up",
@@ -348,6 +441,252 @@ CORPUS: list[Bad] = [
         "derived row without derivation",
         edits(dichotomous_outcomes=set_cell(4, "derivation", " ")),
         (f"{DICH}: row 4: field derivation:", "[derived-without-derivation]"),
+    ),
+    # --- core 1.0: outcomes are data (rows of outcomes)
+    Bad(
+        "outcome row names an outcome not defined",
+        edits(dichotomous_outcomes=set_cell(2, "outcome", "mortality")),
+        (f"{DICH}: row 2: field outcome:", "mortality", "[foreign-key]"),
+        where=("foreign-key", DICH, 2, "outcome"),
+    ),
+    Bad(
+        "effect estimate names an outcome not defined",
+        edits(effect_estimates=lambda t: t + EFFECT_ROW.format(se="0.4").replace("death", "x")),
+        (f"{EFFECT}: row 2: field outcome:", "[foreign-key]"),
+        where=("foreign-key", EFFECT, 2, "outcome"),
+    ),
+    Bad(
+        "outcome of the wrong data type",
+        edits(continuous_outcomes=set_cell(2, "outcome", "death")),
+        (
+            f"{CONT}: row 2: field outcome:",
+            "outcome death is dichotomous in data/outcomes.csv",
+            "continuous_outcomes holds continuous outcomes",
+            "[outcome-wrong-type]",
+        ),
+        where=("outcome-wrong-type", CONT, 2, "outcome"),
+    ),
+    Bad(
+        "dichotomous row of a continuous outcome",
+        edits(dichotomous_outcomes=set_cell(3, "outcome", "meld")),
+        (f"{DICH}: row 3: field outcome:", "outcome meld is continuous", "[outcome-wrong-type]"),
+        where=("outcome-wrong-type", DICH, 3, "outcome"),
+    ),
+    Bad(
+        "outcome without a data type",
+        edits(outcomes=set_cell(3, "data_type", "")),
+        ("data/outcomes.csv: row 3: field data_type:", '"required"', "[constraint-error]"),
+        where=("constraint-error", "data/outcomes.csv", 3, "data_type"),
+    ),
+    Bad(
+        "published result names an unknown outcome",
+        edits(published_results=set_cell(2, "outcome_code", "ascites")),
+        (
+            "data/published_results.csv: row 2: field outcome_code:",
+            "outcome_code 'ascites' is not an outcome_id of data/outcomes.csv",
+            "[unknown-outcome]",
+        ),
+        where=("unknown-outcome", "data/published_results.csv", 2, "outcome_code"),
+    ),
+    # --- core 1.0: comparisons say which arm is experimental and which the control
+    Bad(
+        "comparison names arms of another study",
+        edits(
+            arms=add_row({"arm_id": "msc_high"}, like=4),
+            msc_arms=add_row({"arm_id": "msc_high"}, like=4),
+            comparisons=set_cell(2, "experimental_arm_id", "msc_high"),
+        ),
+        (f"{COMP}: row 2: field study_id,experimental_arm_id:", "[foreign-key]"),
+        where=("foreign-key", COMP, 2, "study_id,experimental_arm_id"),
+    ),
+    Bad(
+        "comparison of an arm with itself",
+        edits(comparisons=set_cell(2, "control_arm_id", "msc")),
+        (
+            f"{COMP}: row 2: field control_arm_id:",
+            "comparison alpha2020_msc_vs_control compares arm msc of study alpha2020 with itself",
+            "[comparison-same-arm]",
+        ),
+        where=("comparison-same-arm", COMP, 2, "control_arm_id"),
+    ),
+    Bad(
+        "the same comparison twice",
+        edits(comparisons=add_row({"comparison_id": "alpha2020_again", "primary": ""}, like=2)),
+        (
+            f"{COMP}: row 4: field comparison_id:",
+            "comparison alpha2020_again repeats row 2",
+            "[duplicate-comparison]",
+        ),
+        where=("duplicate-comparison", COMP, 4, "comparison_id"),
+    ),
+    Bad(
+        "study without a comparison",
+        edits(comparisons=drop_rows(3)),
+        (
+            "data/studies.csv: row 3: field study_id:",
+            "study beta2021 has arms but no comparison",
+            "[study-without-comparison]",
+        ),
+        where=("study-without-comparison", "data/studies.csv", 3, "study_id"),
+    ),
+    Bad(
+        "two primary comparisons in one study",
+        edits(comparisons=add_row({"comparison_id": "alpha2020_other", "label": "MSC alone"})),
+        (
+            f"{COMP}: row 4: field primary:",
+            "study alpha2020 has 2 comparisons with primary true (rows 2, 4",
+            "[primary-comparison]",
+        ),
+        where=("primary-comparison", COMP, 4, "primary"),
+    ),
+    Bad(
+        "control arm without a comparator type",
+        edits(arms=set_cell(3, "comparator_type", "")),
+        (
+            f"{ARMS}: row 3: field comparator_type:",
+            "arm control of study alpha2020 is the control of a comparison and has no "
+            "comparator_type",
+            "[missing-comparator-type]",
+        ),
+        where=("missing-comparator-type", ARMS, 3, "comparator_type"),
+    ),
+    Bad(
+        "experimental arm with a comparator type",
+        edits(arms=set_cell(4, "comparator_type", "placebo")),
+        (f"{ARMS}: row 4: field comparator_type:", "[comparator-type-on-intervention]"),
+        where=("comparator-type-on-intervention", ARMS, 4, "comparator_type"),
+    ),
+    # --- core 1.0: study-level effect estimates
+    Bad(
+        "effect estimate with a zero SE",
+        edits(effect_estimates=lambda t: t + EFFECT_ROW.format(se="0")),
+        (f"{EFFECT}: row 2: field se:", "se must be > 0 (is 0)", "[se-not-positive]"),
+        where=("se-not-positive", EFFECT, 2, "se"),
+    ),
+    Bad(
+        "effect estimate of an unknown comparison",
+        edits(effect_estimates=lambda t: t + EFFECT_ROW.format(se="0.4").replace("alpha", "gamma")),
+        (f"{EFFECT}: row 2: field comparison_id:", "[foreign-key]"),
+        where=("foreign-key", EFFECT, 2, "comparison_id"),
+    ),
+    # --- the msc extension's rules (msc_arms)
+    Bad(
+        "dose without its unit",
+        edits(msc_arms=set_cell(2, "dose_unit", "")),
+        (f"{MSC}: row 2: field dose_unit:", "[missing-dose-unit]"),
+        where=("missing-dose-unit", MSC, 2, "dose_unit"),
+    ),
+    Bad(
+        "dose range reversed",
+        edits(msc_arms=set_cell(4, "dose_per_infusion_max", "500000")),
+        (f"{MSC}: row 4: field dose_per_infusion_max:", "[dose-range-reversed]"),
+        where=("dose-range-reversed", MSC, 4, "dose_per_infusion_max"),
+    ),
+    Bad(
+        "msc row of an unknown arm",
+        edits(msc_arms=set_cell(3, "arm_id", "placebo")),
+        (f"{MSC}: row 3: field study_id,arm_id:", "[foreign-key]"),
+        where=("foreign-key", MSC, 3, "study_id,arm_id"),
+    ),
+    # --- conformance to the core and to the declared extensions
+    Bad(
+        "extension field in a core table without the extension",
+        package(
+            edits={
+                "arms": add_column(
+                    "cell_source",
+                    ["umbilical_cord", "not_applicable", "bone_marrow", "not_applicable"],
+                )
+            },
+            edit_descriptor=both(set_extensions(None), without_resources("msc_arms")),
+            schemas={"arms.schema.json": add_msc_field_to_arms},
+        ),
+        (
+            f"{ARMS}: field cell_source:",
+            "belongs to the msc extension (resource msc_arms)",
+            '"extensions": ["msc"]',
+            "[extension-field-without-extension]",
+        ),
+        where=("extension-field-without-extension", ARMS, None, "cell_source"),
+    ),
+    Bad(
+        "extension field in a core table with the extension declared",
+        package(
+            edits={
+                "arms": add_column(
+                    "cell_source",
+                    ["umbilical_cord", "not_applicable", "bone_marrow", "not_applicable"],
+                )
+            },
+            schemas={"arms.schema.json": add_msc_field_to_arms},
+        ),
+        (f"{ARMS}: field cell_source:", "resource msc_arms", "[schema-mismatch]"),
+        where=("schema-mismatch", ARMS, None, "cell_source"),
+    ),
+    Bad(
+        "extension resource without the declaration",
+        descriptor_edit(set_extensions(None)),
+        (
+            f"{MSC}:",
+            "resource msc_arms belongs to the msc extension, which the descriptor does not declare",
+            "[extension-not-declared]",
+        ),
+        where=("extension-not-declared", MSC, None, None),
+    ),
+    Bad(
+        "unknown extension",
+        descriptor_edit(set_extensions(["msc", "ophthalmology"])),
+        (
+            f"{DESCRIPTOR}: field $.extensions:",
+            "extension 'ophthalmology' is not known (known: msc)",
+            "[unknown-extension]",
+        ),
+        where=("unknown-extension", DESCRIPTOR, None, "$.extensions"),
+    ),
+    Bad(
+        "declared extension without its resource",
+        descriptor_edit(without_resources("msc_arms")),
+        (
+            f"{DESCRIPTOR}: field $.resources:",
+            "extension msc needs resource 'msc_arms'",
+            "[extension-resource-missing]",
+        ),
+        where=("extension-resource-missing", DESCRIPTOR, None, "$.resources"),
+    ),
+    Bad(
+        "core resource missing",
+        descriptor_edit(without_resources("comparisons")),
+        (
+            f"{DESCRIPTOR}: field $.resources:",
+            "core resource 'comparisons' is missing",
+            "[core-resource-missing]",
+        ),
+        where=("core-resource-missing", DESCRIPTOR, None, "$.resources"),
+    ),
+    Bad(
+        "core schema with a changed constraint",
+        package(schemas={"studies.schema.json": change_constraint("year", "maximum", 3000)}),
+        (
+            "data/studies.csv: field year:",
+            'constraints {"minimum": 1700, "maximum": 3000} differs from the core schema',
+            "[schema-mismatch]",
+        ),
+        where=("schema-mismatch", "data/studies.csv", None, "year"),
+    ),
+    Bad(
+        "core schema with a field left out",
+        package(
+            edits={"studies": _columns(lambda cells: cells[:-1])},
+            schemas={"studies.schema.json": lambda s: s["fields"].pop()},
+        ),
+        ("data/studies.csv: field notes:", "is missing", "[schema-mismatch]"),
+        where=("schema-mismatch", "data/studies.csv", None, "notes"),
+    ),
+    Bad(
+        "core schema with another primary key",
+        package(schemas={"arms.schema.json": lambda s: s.update(primaryKey=["arm_id"])}),
+        (f"{ARMS}:", 'primaryKey ["arm_id"] differs from the core schema', "[schema-mismatch]"),
+        where=("schema-mismatch", ARMS, None, None),
     ),
 ]
 
@@ -395,7 +734,7 @@ def run_cli(*args: str) -> tuple[int, str]:
 
 
 def test_corpus_size() -> None:
-    assert len(CORPUS) >= 40
+    assert len(CORPUS) >= 70
     assert len({case.name for case in CORPUS + ACCEPTED}) == len(CORPUS) + len(ACCEPTED)
 
 
@@ -416,6 +755,16 @@ def test_bad_input(case: Bad, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code_json == case.exit_code
     assert payload["valid"] is (case.exit_code == 0)
     assert tree_digest(tmp_path) == before
+    if case.where is not None:
+        # the exact issue (rule, file, row, field), printed as the one line expected
+        found = [
+            issue
+            for issue in payload["issues"]
+            if (issue["rule"], issue["file"], issue["row"], issue["field"]) == case.where
+        ]
+        assert found, payload["issues"]
+        line = ValidationIssue(**found[0]).line()
+        assert line in lines and all(part in line for part in case.expect), (line, case.expect)
 
 
 def test_file_too_large(
@@ -505,6 +854,51 @@ def test_fast_path_matches_frictionless(
     # the vectorised readers (used for columns with many distinct values) agree too
     monkeypatch.setattr(fastvalidate, "DISTINCT_READER_LIMIT", 0)
     assert engine_locations(descriptor, "fast") == reference
+
+
+@pytest.mark.parametrize("case", PARITY, ids=[c.name for c in PARITY])
+def test_engines_give_the_same_verdict_and_issues(case: Bad, tmp_path: Path) -> None:
+    """Every issue (Table Schema, conformance and trialpool rules), not only frictionless'
+    own: the same verdict and the same (resource, file, row, field, rule) by either engine."""
+    descriptor = case.setup(tmp_path / "pkg")
+    fast = validate_package(descriptor, engine="fast")
+    slow = validate_package(descriptor, engine="frictionless")
+    assert fast.valid is slow.valid is (case.exit_code == 0)
+
+    def where(report: Any) -> set[tuple[Any, ...]]:
+        return {(i.resource, i.file, i.row, i.field, i.rule) for i in report.issues}
+
+    assert where(fast) == where(slow)
+    if case.where is not None:
+        rule, file, row, field = case.where
+        assert any(w[1:] == (file, row, field, rule) for w in where(fast))
+
+
+def test_every_new_rule_has_a_corpus_case() -> None:
+    """Each rule of the core 1.0 (comparisons, outcomes, effect estimates) and each
+    conformance rule is planted, with its exact location, at least once."""
+    planted = {case.where[0] for case in CORPUS if case.where is not None}
+    new_rules = {
+        "comparison-same-arm",
+        "duplicate-comparison",
+        "study-without-comparison",
+        "primary-comparison",
+        "outcome-wrong-type",
+        "unknown-outcome",
+        "se-not-positive",
+        "missing-comparator-type",
+        "comparator-type-on-intervention",
+        "missing-dose-unit",
+        "dose-range-reversed",
+        "core-resource-missing",
+        "schema-mismatch",
+        "extension-field-without-extension",
+        "extension-not-declared",
+        "unknown-extension",
+        "extension-resource-missing",
+        "foreign-key",
+    }
+    assert new_rules <= planted, sorted(new_rules - planted)
 
 
 def test_fast_path_matches_frictionless_on_bundled_package(
