@@ -259,7 +259,7 @@ def test_pool_follows_the_comparison_label(make_package: Callable[..., Path]) ->
     pkg = load_package(make_package())
     labelled = pool(pkg, "meld", 4, _settings("MSC versus control").replace(measure="MD"))
     primary = pool(pkg, "meld", 4, _settings(None).replace(measure="MD"))
-    assert isinstance(labelled, PoolResult) and labelled == primary
+    assert labelled == primary and labelled.k == 1  # only Alpha 2020 has MELD at 4 weeks
     other = pool(pkg, "meld", 4, _settings("High versus low dose").replace(measure="MD"))
     assert not isinstance(other, PoolResult) and other.k == 0
 
