@@ -1,9 +1,14 @@
-"""Reading Cochrane review files (untrusted input) into one neutral, typed model.
+"""Import: a Cochrane review (untrusted input) becomes a new package that conforms.
 
 ``read_review(path)`` detects the format from the content (RevMan 5 ``.rm5``, RevMan 5
 CSV analysis export, Cochrane data package folder or zip) and returns a
 :class:`~trialpool.imports.model.Review`; any problem with the input raises
 :class:`trialpool.errors.ImportSourceError` with one line naming the file and the place.
+``imports.tables`` maps a review onto the core resources and the plan; ``imports.write``
+writes, validates and moves the package into place (``trialpool import``).
+
+May import: ``trialpool.package``, ``trialpool.validate``, ``trialpool.analysis`` (the
+plan's models, to write a plan that conforms) and ``trialpool.errors``.
 """
 
 from __future__ import annotations
