@@ -359,24 +359,30 @@ def synthetic_screening() -> pd.DataFrame:
 
 def package_forests(pkg: object, out: Path) -> list[Path]:
     """Forest plots of the package's own data (death and severe infection as RR, MELD
-    as MD), through trialpool.analysis.pooled; whatever cannot be pooled shows its reason."""
+    and albumin as MD), through trialpool.analysis.pooled; labels, units and directions
+    from the package's ``outcomes``; whatever cannot be pooled shows its reason."""
     from trialpool.analysis.pooled import pool_outcome
+    from trialpool.analysis.runs import outcome_infos
 
+    infos = outcome_infos(pkg)  # type: ignore[arg-type]
     written: list[Path] = []
     specs = [
-        ("death", "RR", "MH", "Death", None, True),
-        ("severe_infection", "RR", "MH", "Severe infection", None, True),
-        ("meld", "MD", "REML", "MELD score", "points", True),
-        ("alb", "MD", "REML", "Albumin", "g/L", False),
+        ("death", "RR", "MH"),
+        ("severe_infection", "RR", "MH"),
+        ("meld", "MD", "REML"),
+        ("alb", "MD", "REML"),
     ]
-    for outcome, measure, method, label, unit, lower in specs:
+    for outcome, measure, method in specs:
+        info = infos.get(outcome)
+        if info is None:  # not an outcome of this package
+            continue
         result = pool_outcome(pkg, outcome, measure=measure, method=method)  # type: ignore[arg-type]
         fig = forest_plot(
             [(None, result)],
             measure=measure,
-            outcome_label=f"Package data: {label}",
-            unit=unit,
-            lower_is_better=lower,
+            outcome_label=f"Package data: {info.label}",
+            unit=info.unit if measure == "MD" else None,
+            lower_is_better=info.lower_is_better,
         )
         written += save(fig, out / f"real_forest_{outcome}")
     return written
