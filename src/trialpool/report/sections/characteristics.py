@@ -4,10 +4,10 @@ One row per comparison of a study (``comparisons``): its primary comparison firs
 any other (a multi-arm trial contributes a row per pair of arms it compares; the
 study-level cells of those rows say "as above"). The experimental arm's cell holds its
 MSC treatment (cell source, origin, dose, route: ``msc_arms``) when the package declares
-the ``msc`` extension, else the arm's description; the control arm's cell its
-description. Each cell shows the best-supported value and its source ids; † links to the
-discrepancy table where the audited review prints a different value. Also written as
-tables/study_characteristics.csv (one row per comparison).
+the ``msc`` extension and has that arm's row, else the arm's description; the control
+arm's cell its description. Each cell shows the best-supported value and its source
+ids; † links to the discrepancy table where the audited review prints a different
+value. Also written as tables/study_characteristics.csv (one row per comparison).
 """
 
 from __future__ import annotations
@@ -180,11 +180,10 @@ class _ArmReader:
         out.n_exp = val(arm.get("n_randomised"))
         if arm.get("source_id"):
             out.n_src.append(str(arm["source_id"]))
-        if self.msc:
-            ext = self.msc_arms.get((sid, arm_id))
-            if ext is not None:
-                out.experimental = _msc_text(ext)
-                out.exp_src.append(str(ext["source_id"]))
+        ext = self.msc_arms.get((sid, arm_id))
+        if ext is not None:  # the msc extension's fields (declared, with a row for this arm)
+            out.experimental = _msc_text(ext)
+            out.exp_src.append(str(ext["source_id"]))
             return
         out.experimental = val(arm.get("description"))
         if arm.get("source_id"):
