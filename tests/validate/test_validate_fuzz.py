@@ -1,5 +1,9 @@
 """Fuzz: mutate cells (or raw bytes) of the valid fixture; validate never crashes.
 
+Every resource of the fixture is fuzzed, the core 1.0 ones (comparisons, outcomes, the
+header-only effect_estimates, whose first row is then a new one) and the msc extension's
+msc_arms included; the special values include the codes those tables use.
+
 Every outcome is either valid (exit 0) or invalid (exit 1) with one line per problem,
 never a traceback or an internal error; and the fast path reports the same Table Schema
 errors at the same locations as frictionless (the reference).
@@ -22,6 +26,14 @@ from conftest import VALID_MINIMAL, build_package
 from trialpool.validate import print_report, validate_package
 
 RESOURCES = sorted(p.stem for p in (VALID_MINIMAL / "data").glob("*.csv"))
+
+
+def test_every_resource_is_fuzzed() -> None:
+    """The fixture has every resource of the core and of the msc extension."""
+    from trialpool.package.core import known_resources
+
+    assert set(RESOURCES) == set(known_resources())
+
 
 SPECIAL = [
     "",
@@ -54,9 +66,20 @@ SPECIAL = [
     "x\x00y",
     "ä",
     "alpha2020",
+    "beta2021",
     "control",
+    "msc",
     "derived",
     "rob2",
+    "death",
+    "meld",
+    "dichotomous",
+    "generic",
+    "as_reported",
+    "week_4",
+    "alpha2020_msc_vs_control",
+    "not_applicable",
+    "cells/kg",
     "99999999999999999999",
     "-1",
     "1040",
@@ -76,7 +99,7 @@ def cell_mutation(draw: st.DrawFn) -> tuple[str, int, int, str]:
     resource = draw(st.sampled_from(RESOURCES))
     text = (VALID_MINIMAL / "data" / f"{resource}.csv").read_text("utf-8")
     rows = list(csv.reader(io.StringIO(text)))
-    row = draw(st.integers(1, max(1, len(rows) - 1)))
+    row = draw(st.integers(1, max(1, len(rows) - 1)))  # 1 in a header-only file: a new row
     col = draw(st.integers(0, len(rows[0]) - 1))
     return resource, row, col, draw(cell_values)
 
@@ -84,6 +107,8 @@ def cell_mutation(draw: st.DrawFn) -> tuple[str, int, int, str]:
 def _set(row: int, col: int, value: str):
     def edit(text: str) -> str:
         rows = list(csv.reader(io.StringIO(text)))
+        if row == len(rows):  # header only: the cell of a new, otherwise empty row
+            rows.append([""] * len(rows[0]))
         rows[row][col] = value
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows(rows)
