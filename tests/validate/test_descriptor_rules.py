@@ -82,6 +82,36 @@ def test_sources_need_a_title(descriptor: dict[str, Any]) -> None:
     assert paths(check_descriptor(descriptor)) == ["$.sources[0].title"]
 
 
+def test_extensions_declared_as_a_list_of_codes(descriptor: dict[str, Any]) -> None:
+    """Core 1.0: a package declares its topic extensions (``"extensions": ["msc"]``);
+    which names are known is conformance's (unknown-extension), not the profile's."""
+    assert descriptor["extensions"] == ["msc"]
+    for ok in ([], ["msc"], ["msc", "ophthalmology"]):
+        descriptor["extensions"] = ok
+        assert check_descriptor(descriptor) == []
+    del descriptor["extensions"]
+    assert check_descriptor(descriptor) == []  # optional: a package of the core only
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "words"),
+    [
+        ("msc", "$.extensions", "must be a list of distinct extension names"),
+        (["msc", "msc"], "$.extensions", "must be a list of distinct extension names"),
+        (["MSC"], "$.extensions[0]", "lower-case code"),
+        ([1], "$.extensions[0]", "lower-case code"),
+        (["msc", "bad name"], "$.extensions[1]", "lower-case code"),
+    ],
+)
+def test_extensions_must_be_distinct_codes(
+    descriptor: dict[str, Any], value: Any, path: str, words: str
+) -> None:
+    descriptor["extensions"] = value
+    problems = check_descriptor(descriptor)
+    assert paths(problems) == [path]
+    assert words in problems[0][1]
+
+
 @pytest.mark.parametrize("created", ["2026-11-25", "yesterday", "2026-13-01T00:00:00Z"])
 def test_created_is_a_date_time(descriptor: dict[str, Any], created: str) -> None:
     descriptor["created"] = created
