@@ -35,19 +35,18 @@ gives exactly the reference's errors): a header that is not the schema's field n
 rows with extra cells, NUL bytes, undecodable bytes, non-CSV formats, compression,
 dialect options beyond delimiter/quote/escape, a foreign key to such a resource. The
 result records which resources went that way (``TableResult.fallback``).
+
+The engine is split by job: this module drives it (which resources take the fast path,
+the read of each resource in chunks, the errors in frictionless' order and limit);
+:mod:`trialpool.validate.fast_read` reads a file (bytes and hashes, encoding, dialect,
+record shapes, pandas chunks) and parses cells; :mod:`trialpool.validate.fast_keys`
+checks unique, primary and foreign keys. ``FallbackError``, ``detect_encoding`` and
+``sniff_dialect`` are importable from here too.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import hashlib
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,19 +54,30 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from trialpool.package.loader import Package, Resource
+from trialpool.validate.fast_keys import _error, _is_none, _Key, _key_errors
+from trialpool.validate.fast_read import (
+    _BYTE_SAFE,
+    FallbackError,
+    _chunks,
+    _field_missing_values,
+    _file_stats,
+    _read_vectorised,
+    _read_with_frictionless,
+    _Results,
+    _shapes,
+    _shapes_unquoted,
+    _vectorisable,
+    detect_encoding,
+    sniff_dialect,
+)
+from trialpool.validate.fast_read import BUFFER_SIZE as BUFFER_SIZE
+from trialpool.validate.fast_read import CHUNK_ROWS as CHUNK_ROWS
+from trialpool.validate.fast_read import SAMPLE_LINES as SAMPLE_LINES
 
 #: frictionless' default limit of errors per resource
 LIMIT_ERRORS = 1000
 #: at most this many distinct values per column are read with frictionless' reader
 DISTINCT_READER_LIMIT = 1_000
-#: rows per pandas chunk
-CHUNK_ROWS = 200_000
-#: frictionless reads this many bytes to detect the encoding, this many lines to sniff
-BUFFER_SIZE = 100_000
-SAMPLE_LINES = 100
-
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 # error kinds, in the order frictionless reports them within a row
 _TYPE, _CONSTRAINT, _MISSING_CELL, _BLANK_ROW, _UNIQUE, _PRIMARY, _FOREIGN = range(7)
@@ -80,32 +90,6 @@ _KIND_NAMES = {
     _PRIMARY: "primary-key",
     _FOREIGN: "foreign-key",
 }
-
-
-class FallbackError(Exception):
-    """This resource is validated by frictionless instead (the reason is the message)."""
-
-
-def _error(kind: str, **options: Any) -> dict[str, Any]:
-    """A frictionless error descriptor, made by frictionless' own error class."""
-    from frictionless import errors
-
-    classes = {
-        "type-error": errors.TypeError,
-        "constraint-error": errors.ConstraintError,
-        "missing-cell": errors.MissingCellError,
-        "unique-error": errors.UniqueError,
-        "blank-row": errors.BlankRowError,
-        "primary-key": errors.PrimaryKeyError,
-        "foreign-key": errors.ForeignKeyError,
-        "hash-count": errors.HashCountError,
-        "byte-count": errors.ByteCountError,
-    }
-    cls = classes[kind]
-    if kind in {"hash-count", "byte-count"}:
-        return dict(cls(note=options["note"]).to_descriptor())
-    options.setdefault("cells", [])
-    return dict(cls(**options).to_descriptor())
 
 
 @dataclass
@@ -127,7 +111,7 @@ class TableResult:
 
 
 # ---------------------------------------------------------------------------------------
-# reading one file
+# reading one resource
 
 
 @dataclass
@@ -137,41 +121,6 @@ class _Column:
     typed: list[Any] = field(default_factory=list)
     nonfinite: list[np.ndarray] = field(default_factory=list)
     keys: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-
-
-@dataclass
-class _Key:
-    """Parsed values of one field for the key checks: a code per row, the distinct values.
-
-    Codes are equal exactly when frictionless' parsed values are equal (``None`` for an
-    empty or invalid cell is one value; each NaN is its own).
-    """
-
-    codes: np.ndarray  # int64, one per row
-    values: np.ndarray  # object, indexed by code
-
-    @classmethod
-    def from_parts(cls, parts: list[tuple[np.ndarray, np.ndarray]]) -> _Key:
-        """Merge per-chunk (row codes, distinct values) into one code space."""
-        if not parts:
-            return cls(np.zeros(0, dtype=np.int64), np.empty(0, dtype=object))
-        offsets = np.cumsum([0] + [len(v) for _, v in parts])
-        merged = np.concatenate([v for _, v in parts])
-        codes, values = pd.factorize(pd.Series(merged, dtype=object), use_na_sentinel=False)
-        rows = np.concatenate([codes[off + c] for (c, _), off in zip(parts, offsets, strict=False)])
-        # factorize turns None into NaN; a NaN number is a _Nan object, so NaN means None
-        distinct = np.array(
-            [None if isinstance(v, float) and v != v else v for v in values], dtype=object
-        )
-        return cls(rows.astype(np.int64), distinct)
-
-    @property
-    def none(self) -> np.ndarray:
-        """Per row: the parsed value is None."""
-        return _is_none(self.values)[self.codes] if len(self.values) else np.zeros(0, bool)
-
-    def value(self, row: int) -> Any:
-        return self.values[self.codes[row]]
 
 
 @dataclass
@@ -191,354 +140,12 @@ class _Parsed:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def _file_stats(path: Path) -> dict[str, Any]:
-    """Bytes, md5 and sha256 of a file, read in chunks; the bytes it contains of note."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    sha = hashlib.sha256()
-    size = 0
-    seen: set[int] = set()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            if b"\x00" in chunk:
-                raise FallbackError("NUL byte in the file")
-            seen |= {b for b in b"\"'\\" if b in chunk}
-            md5.update(chunk)
-            sha.update(chunk)
-            size += len(chunk)
-    return {"bytes": size, "md5": md5.hexdigest(), "sha256": sha.hexdigest(), "special": seen}
-
-
-def detect_encoding(path: Path, fl_resource: Any) -> str:
-    with path.open("rb") as handle:
-        buffer = handle.read(BUFFER_SIZE)
-    encoding = fl_resource.detector.detect_encoding(
-        buffer, encoding=fl_resource.get_defined("encoding")
-    )
-    return str(codecs.lookup(encoding).name if encoding != "utf-8-sig" else encoding)
-
-
-def sniff_dialect(path: Path, encoding: str, fl_resource: Any) -> csv.Dialect:
-    """The csv dialect frictionless uses for this file (same sample, same sniffing)."""
-    from frictionless.formats.csv.control import CsvControl
-
-    dialect = fl_resource.dialect
-    if (
-        dialect.header is not True
-        or list(dialect.header_rows) != [1]
-        or dialect.comment_char
-        or dialect.comment_rows
-        or dialect.skip_blank_rows
-        or dialect.header_case is not True
-    ):
-        raise FallbackError("dialect options beyond the CSV basics")
-    control = CsvControl.from_dialect(dialect)
-    if control.null_sequence is not None:
-        raise FallbackError("CSV nullSequence")
-    sample: list[str] = []
-    try:
-        with open(path, encoding=encoding, newline="") as handle:
-            for line in handle:
-                sample.append(line)
-                if len(sample) >= SAMPLE_LINES:
-                    break
-    except UnicodeDecodeError as exc:
-        raise FallbackError("undecodable bytes") from exc
-    delimiter = control.get_defined("delimiter", default=",\t;|")
-    try:
-        config = csv.Sniffer().sniff("".join(sample), delimiter)
-    except csv.Error:
-        config = csv.excel()  # type: ignore[assignment]
-    if config.quotechar == "'":
-        config.quotechar = '"'
-    control.set_not_defined("delimiter", config.delimiter, distinct=True)
-    control.set_not_defined("line_terminator", config.lineterminator, distinct=True)
-    control.set_not_defined("escape_char", config.escapechar, distinct=True)
-    control.set_not_defined("quote_char", config.quotechar, distinct=True)
-    control.set_not_defined("skip_initial_space", config.skipinitialspace, distinct=True)
-    py = control.to_python()
-    if py.quoting != csv.QUOTE_MINIMAL or len(py.delimiter) != 1:
-        raise FallbackError("CSV quoting other than minimal")
-    return py
-
-
-#: encodings in which delimiter and line-end bytes cannot occur inside a character
-_BYTE_SAFE = {"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15"}
-
-
-def _count_records(data: np.ndarray, delim: int) -> tuple[np.ndarray, int]:
-    """Cell counts of the records in ``data`` that end with a line end; bytes consumed."""
-    is_cr = data == 13
-    is_lf = data == 10
-    after_cr = np.zeros(len(data), dtype=bool)
-    after_cr[1:] = is_cr[:-1]
-    ends = np.flatnonzero(is_cr | (is_lf & ~after_cr))
-    if len(ends) == 0:
-        return np.zeros(0, dtype=np.int64), 0
-    crlf = np.zeros(len(ends), dtype=bool)
-    inside = ends + 1 < len(data)
-    crlf[inside] = is_cr[ends[inside]] & is_lf[ends[inside] + 1]
-    nxt = ends + np.where(crlf, 2, 1)
-    starts = np.concatenate([[0], nxt[:-1]])
-    where = np.flatnonzero(data == delim)
-    n_delims = np.searchsorted(where, ends) - np.searchsorted(where, starts)
-    counts = np.where(ends == starts, 0, n_delims + 1)
-    return counts.astype(np.int64), int(nxt[-1])
-
-
-def _shapes_unquoted(path: Path, delimiter: str, block: int = 1 << 24) -> np.ndarray:
-    """Cell count of every record of a file without quote or escape characters.
-
-    Without quoting, Python's csv module ends a record at ``\n``, ``\r\n`` or a lone
-    ``\r`` and splits it at each delimiter (an empty line is a record of no cells), so
-    the counts follow from byte positions, found with numpy block by block.
-    """
-    delim = ord(delimiter)
-    parts: list[np.ndarray] = []
-    leftover = b""
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(block), b""):
-            buf = leftover + chunk
-            # a final \r may be the first half of a \r\n: keep it for the next block
-            usable = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
-            counts, used = _count_records(np.frombuffer(buf, dtype=np.uint8)[:usable], delim)
-            parts.append(counts)
-            leftover = buf[used:]
-    if leftover:
-        data = np.frombuffer(leftover, dtype=np.uint8)
-        counts, used = _count_records(data, delim)
-        parts.append(counts)
-        rest = data[used:]
-        if len(rest):  # the last record has no line end
-            parts.append(np.array([int(np.sum(rest == delim)) + 1], dtype=np.int64))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-
-def _shapes(path: Path, encoding: str, dialect: csv.Dialect) -> tuple[np.ndarray, np.ndarray]:
-    """Cell count and total cell length of every record, by Python's csv module."""
-    join = "".join
-    try:
-        with open(path, encoding=encoding, newline="") as handle:
-            shapes = [(len(r), len(join(r))) for r in csv.reader(handle, dialect=dialect)]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise FallbackError(f"csv module: {type(exc).__name__}") from exc
-    array = np.asarray(shapes, dtype=np.int64).reshape(-1, 2)
-    return array[:, 0].copy(), array[:, 1].copy()
-
-
-def _chunks(path: Path, encoding: str, dialect: csv.Dialect, width: int) -> Iterator[pd.DataFrame]:
-    try:
-        reader = pd.read_csv(
-            path,
-            header=None,
-            dtype=object,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            sep=dialect.delimiter,
-            quotechar=dialect.quotechar,
-            doublequote=dialect.doublequote,
-            escapechar=dialect.escapechar,
-            skipinitialspace=dialect.skipinitialspace,
-            quoting=csv.QUOTE_MINIMAL,
-            encoding=encoding,
-            engine="c",
-            chunksize=CHUNK_ROWS,
-            names=list(range(width)),
-        )
-        with reader:
-            yield from reader
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise FallbackError(f"pandas: {type(exc).__name__}") from exc
-
-
-# ---------------------------------------------------------------------------------------
-# cells
-
-
-@dataclass
-class _Results:
-    """Per-distinct-value results of one field."""
-
-    type_error: np.ndarray  # bool
-    fails: dict[str, np.ndarray]  # constraint name -> bool
-    key: np.ndarray  # object: parsed value for unique/keys (None when missing/invalid)
-    typed: np.ndarray  # float64 or object (None when missing/invalid)
-    nonfinite: np.ndarray  # bool
-
-
-def _key_of(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        if value.is_nan():
-            return _Nan()
-        return float(value)
-    return value
-
-
-class _Nan:
-    """A NaN key: never equal to another (as Decimal('NaN') in frictionless' dicts)."""
-
-    __slots__ = ()
-
-
-def _read_with_frictionless(fl_field: Any, values: np.ndarray, numeric: bool) -> _Results:
-    n = len(values)
-    names = [c for c in fl_field.supported_constraints if c in fl_field.constraints]
-    type_error = np.zeros(n, dtype=bool)
-    fails = {c: np.zeros(n, dtype=bool) for c in names}
-    key = np.empty(n, dtype=object)
-    typed = np.full(n, np.nan) if numeric else np.empty(n, dtype=object)
-    nonfinite = np.zeros(n, dtype=bool)
-    read_cell = fl_field.create_cell_reader()
-    for i, raw in enumerate(values):
-        try:
-            value, notes = read_cell(raw)
-        except Exception:  # frictionless itself crashes here (e.g. "sNaN" with a minimum)
-            value, notes = None, {"type": "unreadable"}
-        if notes and "type" in notes:
-            type_error[i] = True
-            value = None
-        elif notes:
-            for c in notes:
-                fails[c][i] = True
-        key[i] = _key_of(value)
-        if numeric:
-            if value is not None:
-                try:
-                    number = float(value)
-                except (OverflowError, ValueError, InvalidOperation):
-                    number = np.nan
-                typed[i] = number
-                nonfinite[i] = not np.isfinite(number)
-        else:
-            typed[i] = value
-    return _Results(type_error, fails, key, typed, nonfinite)
-
-
-def _read_vectorised(fl_field: Any, values: np.ndarray, missing_values: set[str]) -> _Results:
-    """Same results as ``_read_with_frictionless`` for number, integer and plain string."""
-    kind = fl_field.type
-    n = len(values)
-    series = pd.Series(values, dtype=object)
-    names = [c for c in fl_field.supported_constraints if c in fl_field.constraints]
-    constraints = fl_field.constraints
-    missing = series.isin(missing_values).to_numpy()
-    fails = {c: np.zeros(n, dtype=bool) for c in names}
-    if "required" in fails and constraints.get("required"):
-        fails["required"] = missing.copy()
-    present = ~missing
-    if kind == "string":
-        key = np.where(present, values, None)
-        lengths = series.str.len().to_numpy()
-        if "minLength" in fails:
-            fails["minLength"] = present & (lengths < constraints["minLength"])
-        if "maxLength" in fails:
-            fails["maxLength"] = present & (lengths > constraints["maxLength"])
-        if "pattern" in fails:
-            matcher = re.compile("^" + str(constraints["pattern"]) + "$").match
-            ok = np.fromiter((bool(matcher(v)) for v in values), dtype=bool, count=n)
-            fails["pattern"] = present & ~ok
-        if "enum" in fails:
-            fails["enum"] = present & ~series.isin(list(constraints["enum"])).to_numpy()
-        return _Results(np.zeros(n, dtype=bool), fails, key, key.copy(), np.zeros(n, dtype=bool))
-
-    # number / integer: plain ASCII forms vectorised, anything else by frictionless
-    stripped = series.str.strip()
-    pattern = _INTEGER if kind == "integer" else _NUMBER
-    plain = present & stripped.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
-    numbers = np.full(n, np.nan)
-    if plain.any():
-        numbers[plain] = pd.to_numeric(stripped[plain]).to_numpy(dtype=np.float64)
-    other = present & ~plain
-    result = _Results(
-        np.zeros(n, dtype=bool),
-        fails,
-        np.empty(n, dtype=object),
-        numbers,
-        np.zeros(n, dtype=bool),
-    )
-    if kind == "integer":
-        ints = np.zeros(n, dtype=np.int64)
-        if plain.any():
-            ints[plain] = pd.to_numeric(stripped[plain]).to_numpy(dtype=np.int64)
-        key = np.empty(n, dtype=object)
-        key[plain] = ints[plain].tolist()
-        result.key = key
-        compare = ints
-    else:
-        key = np.empty(n, dtype=object)
-        key[plain] = numbers[plain].tolist()
-        result.key = key
-        compare = numbers
-    for name, op in (
-        ("minimum", np.less),
-        ("maximum", np.greater),
-        ("exclusiveMinimum", np.less_equal),
-        ("exclusiveMaximum", np.greater_equal),
-    ):
-        if name not in fails:
-            continue
-        bound = _bound(fl_field, constraints[name])
-        if bound is None:
-            raise FallbackError(f"constraint {name} not numeric")
-        with np.errstate(invalid="ignore"):
-            bad = plain & op(compare, float(bound) if kind == "number" else bound)
-        if kind == "number":
-            # float rounding can hide a Decimal difference at the bound: recheck ties
-            tie = plain & (numbers == float(bound))
-            for i in np.flatnonzero(tie):
-                exact = Decimal(stripped.iat[i])
-                bad[i] = bool(
-                    {
-                        "minimum": exact < bound,
-                        "maximum": exact > bound,
-                        "exclusiveMinimum": exact <= bound,
-                        "exclusiveMaximum": exact >= bound,
-                    }[name]
-                )
-        fails[name] = fails[name] | bad
-    if "enum" in fails:
-        raise FallbackError("enum on a number")  # handled by the frictionless reader
-    if other.any():
-        idx = np.flatnonzero(other)
-        sub = _read_with_frictionless(fl_field, values[idx], numeric=True)
-        result.type_error[idx] = sub.type_error
-        for c in fails:
-            fails[c][idx] = sub.fails[c]
-        result.key[idx] = sub.key
-        result.typed[idx] = sub.typed
-        result.nonfinite[idx] = sub.nonfinite
-    return result
-
-
-def _bound(fl_field: Any, raw: Any) -> Any:
-    """A numeric constraint as frictionless reads it (Decimal or int)."""
-    reader = fl_field.create_value_reader()
-    value = reader(raw)
-    return value
-
-
-def _vectorisable(fl_field: Any) -> bool:
-    """Whether ``_read_vectorised`` reproduces frictionless' reader for this field."""
-    if fl_field.type == "string":
-        return fl_field.format in (None, "default")
-    if fl_field.type in {"number", "integer"}:
-        options = {"bare_number", "decimal_char", "group_char", "float_number"}
-        return "enum" not in fl_field.constraints and not options & set(fl_field.list_defined())
-    return False
-
-
+# kept here, beside DISTINCT_READER_LIMIT, which the tests lower on this module
 def _results_for(fl_field: Any, uniques: np.ndarray, missing_values: set[str]) -> _Results:
     """Results per distinct value: frictionless' reader, or vectorised when many."""
     if _vectorisable(fl_field) and len(uniques) > DISTINCT_READER_LIMIT:
         return _read_vectorised(fl_field, uniques, missing_values)
     return _read_with_frictionless(fl_field, uniques, fl_field.type in {"number", "integer"})
-
-
-def _field_missing_values(fl_field: Any) -> set[str]:
-    values = fl_field.missing_values
-    if not fl_field.has_defined("missing_values") and fl_field.schema:
-        values = fl_field.schema.missing_values
-    return {str(v) for v in values}
 
 
 def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) -> _Parsed:
@@ -695,13 +302,6 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
     return parsed
 
 
-def _is_none(values: np.ndarray) -> np.ndarray:
-    """Elementwise ``value is None`` (keys hold str, int, float, bool, _Nan or None)."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=bool)
-    return np.asarray(np.equal(values, None), dtype=bool)
-
-
 def _rec(rows: np.ndarray, order: int, kind: int, fld: int, constraint: int) -> tuple:
     n = len(rows)
     return (
@@ -737,131 +337,7 @@ def _typed_columns(fl_field: Any, col: _Column) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# keys
-
-
-def _combine(parts: list[np.ndarray]) -> np.ndarray:
-    """One code per row for a tuple of codes (equal exactly when all parts are equal)."""
-    key = parts[0]
-    for part in parts[1:]:
-        key, _ = pd.factorize(key * (int(part.max(initial=0)) + 1) + part)
-        key = key.astype(np.int64)
-    return key
-
-
-def _joint(a: _Key, b: _Key) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of two keys in one code space (for foreign keys)."""
-    merged = np.concatenate([a.values, b.values])
-    codes, _ = pd.factorize(pd.Series(merged, dtype=object), use_na_sentinel=False)
-    return codes[: len(a.values)][a.codes], codes[len(a.values) :][b.codes]
-
-
-def _prev_same(codes: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """For each row, the index of the previous row with the same code (-1 if none)."""
-    prev = np.full(len(codes), -1, dtype=np.int64)
-    idx = np.flatnonzero(valid)
-    if len(idx) == 0:
-        return prev
-    order = idx[np.argsort(codes[idx], kind="stable")]
-    same = codes[order][1:] == codes[order][:-1]
-    prev[order[1:][same]] = order[:-1][same]
-    return prev
-
-
-def _key_errors(parsed: _Parsed, lookups: dict[str, _Parsed]) -> list[tuple[int, int, Any]]:
-    """unique, primary-key and foreign-key errors over all rows, as (row, rank, maker).
-
-    ``maker()`` builds the error descriptor (only for the errors that are reported).
-    """
-    out: list[tuple[int, int, Any]] = []
-    schema = parsed.fl_resource.schema
-    n = parsed.rows
-    if n == 0:
-        return []
-    names = [f.name for f in schema.fields]
-    for j, fl_field in enumerate(schema.fields):
-        if not fl_field.constraints.get("unique"):
-            continue
-        key = parsed.keys[fl_field.name]
-        prev = _prev_same(key.codes, ~key.none)
-        for i in np.flatnonzero(prev >= 0).tolist():
-            out.append(
-                (
-                    i + 2,
-                    20_000 + j,
-                    partial(
-                        _error,
-                        "unique-error",
-                        note=f"the same as in the row at position {int(prev[i]) + 2}",
-                        row_number=i + 2,
-                        cell=_text(key.value(i)),
-                        field_name=fl_field.name,
-                        field_number=j + 1,
-                    ),
-                )
-            )
-    pk = list(schema.primary_key)
-    if pk and set(pk) <= set(names):
-        keys = [parsed.keys[name] for name in pk]
-        all_none = np.ones(n, dtype=bool)
-        for key in keys:
-            all_none &= key.none
-        prev = _prev_same(_combine([key.codes for key in keys]), ~all_none)
-        for i in np.flatnonzero(all_none | (prev >= 0)).tolist():
-            note = (
-                'cells composing the primary keys are all "None"'
-                if all_none[i]
-                else f"the same as in the row at position {int(prev[i]) + 2}"
-            )
-            out.append((i + 2, 30_000, partial(_error, "primary-key", note=note, row_number=i + 2)))
-    for k, fk in enumerate(schema.foreign_keys):
-        local = list(fk["fields"])
-        ref_name = fk["reference"]["resource"] or parsed.resource.name
-        ref_fields = list(fk["reference"]["fields"])
-        if not set(local) <= set(names):
-            continue
-        ref = lookups[ref_name]
-        target = [parsed.keys[f] for f in local]
-        source = [ref.keys[f] for f in ref_fields]
-        t_none = np.ones(n, dtype=bool)
-        for key in target:
-            t_none &= key.none
-        s_none = np.ones(ref.rows, dtype=bool)
-        for key in source:
-            s_none &= key.none
-        pairs = [_joint(a, b) for a, b in zip(target, source, strict=True)]
-        joint = _combine([np.concatenate([t, r]) for t, r in pairs])
-        found = np.isin(joint[:n], joint[n:][~s_none])
-        for i in np.flatnonzero(~found & ~t_none).tolist():
-            cells = [key.value(i) for key in target]
-            note = 'for "{}": values "{}" not found in the lookup table "{}" as "{}"'.format(
-                ", ".join(local),
-                ", ".join(str(c) for c in cells),
-                ref_name,
-                ", ".join(ref_fields),
-            )
-            out.append(
-                (
-                    i + 2,
-                    40_000 + k,
-                    partial(
-                        _error,
-                        "foreign-key",
-                        note=note,
-                        row_number=i + 2,
-                        field_names=local,
-                        field_cells=[_text(c) for c in cells],
-                        reference_name=ref_name,
-                        reference_field_names=ref_fields,
-                    ),
-                )
-            )
-    out.sort(key=lambda t: (t[0], t[1]))
-    return out
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+# errors
 
 
 def _cell_errors(parsed: _Parsed) -> list[tuple[int, int, Any]]:
