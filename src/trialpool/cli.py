@@ -84,28 +84,50 @@ def validate(
 @app.command()
 def pool(
     descriptor: Descriptor,
-    outcome: Annotated[str, typer.Option("--outcome", help="Outcome code, e.g. meld.")],
-    measure: Annotated[Measure, typer.Option("--measure", help="Effect measure.")],
-    method: Annotated[Method, typer.Option("--method", help="Model / tau² estimator.")],
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="Outcome code, e.g. meld.")
+    ] = None,
+    measure: Annotated[Measure | None, typer.Option("--measure", help="Effect measure.")] = None,
+    method: Annotated[
+        Method | None, typer.Option("--method", help="Model / tau² estimator.")
+    ] = None,
     timepoint: Annotated[
         float | None, typer.Option("--timepoint", help="Time point in weeks.")
     ] = None,
     hksj: Annotated[bool, typer.Option("--hksj", help="Hartung-Knapp-Sidik-Jonkman.")] = False,
+    analysis: Annotated[
+        str | None,
+        typer.Option(
+            "--analysis",
+            help="Analysis id of the plan (e.g. 1.1), pooled with its recorded settings.",
+        ),
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            exists=True,
+            dir_okay=False,
+            help="Analysis plan (default: analysis/plan.json beside DESCRIPTOR).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Validate, then pool one outcome of a package."""
-    from trialpool.analysis.pooled import run_pool
+    """Validate, then pool one outcome (or one analysis of the plan) of a package."""
+    from trialpool.analysis.command import run_pool
 
     raise typer.Exit(
         run_pool(
             descriptor,
             outcome=outcome,
             timepoint=timepoint,
-            measure=measure.value,
-            method=method.value,
+            measure=None if measure is None else measure.value,
+            method=None if method is None else method.value,
             hksj=hksj,
             as_json=as_json,
             console=console,
+            analysis=analysis,
+            plan=plan,
         )
     )
 

@@ -271,7 +271,7 @@ def test_failed_final_rename_restores_the_old_folder(
     real = init_mod.os.replace
 
     def replace(src: Any, dst: Any) -> None:
-        if Path(src).name.endswith(".tmp"):  # the new package moving in
+        if ".tmp-" in Path(src).name:  # the new package moving in (atomic_folder)
             raise OSError(13, "Permission denied", str(dst))
         real(src, dst)
 

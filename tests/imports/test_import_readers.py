@@ -20,7 +20,7 @@ from trialpool.errors import ImportSourceError
 from trialpool.imports import Review, read_review
 from trialpool.imports.model import is_ratio_measure, normalise_measure
 
-REVMAN = Path(__file__).resolve().parent / "fixtures" / "revman"
+REVMAN = Path(__file__).resolve().parents[1] / "fixtures" / "revman"
 PACKAGE = REVMAN / "cochrane-data-package" / "CD004366-SUP-06-dataPackage"
 RM5_FILES = sorted(REVMAN.glob("*.rm5"))
 

@@ -23,7 +23,7 @@ from trialpool.imports.safety import (
     unpack_zip,
 )
 
-REVMAN = Path(__file__).resolve().parent / "fixtures" / "revman"
+REVMAN = Path(__file__).resolve().parents[1] / "fixtures" / "revman"
 PACKAGE = REVMAN / "cochrane-data-package" / "CD004366-SUP-06-dataPackage"
 
 

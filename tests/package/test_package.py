@@ -92,6 +92,6 @@ def test_reads_typed_tables(tmp_path: Path) -> None:
     package = load_package(build_package(tmp_path / "pkg"))
     arms = package.table("arms")
     assert str(arms["n_randomised"].dtype) == "Int64"
-    assert arms["primary_comparison"].tolist() == [True, True, True, True]
+    assert package.table("comparisons")["primary"].tolist() == [True, True]
     assert package.resources["arms"].display_path == "data/arms.csv"
     assert package.row_number(0) == 2

@@ -470,12 +470,6 @@ _METADAT = sorted(FIXTURES.glob("metadat_*/datapackage.json"))
     not _METADAT, reason="no tests/fixtures/metadat_*/ packages yet (added by the fixtures issue)"
 )
 @pytest.mark.parametrize("descriptor", _METADAT, ids=lambda p: p.parent.name)
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason="the fixtures' rows are as_reported (no weeks); pooled.pool_outcome's note on "
-    "the time point used calls float(None) when no pooled row states its weeks",
-)
 @pytest.mark.slow
 def test_metadat_fixture_report_equals_engine(descriptor: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"

@@ -250,11 +250,6 @@ def test_usable_studies_follow_the_comparison_label(make_package: Callable[..., 
     assert usable_studies(pkg, "death", 24, _settings("High versus low dose")) == set()
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason="pooled.pool_outcome does not take a comparison label yet (arm_pairs does)",
-)
 def test_pool_follows_the_comparison_label(make_package: Callable[..., Path]) -> None:
     pkg = load_package(make_package())
     labelled = pool(pkg, "meld", 4, _settings("MSC versus control").replace(measure="MD"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from defusedxml.ElementTree import parse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "revman"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "revman"
 RM5_FILES = ("CD000023StatsDataOnly.rm5", "CD007868StatsDataOnly.rm5", "CD008625StatsDataOnly.rm5")
 CSV_EXPORT = "Fleiss1993_CR.csv"
 DATA_PACKAGE = "cochrane-data-package/CD004366-SUP-06-dataPackage/CD004366-analysis-data"

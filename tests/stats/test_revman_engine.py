@@ -2,7 +2,7 @@
 
 Every analysis in ``tests/fixtures/revman`` (three RevMan 5 ``.rm5`` reviews, a RevMan 5
 CSV export and a RevMan Web data package) is its own test. The oracle is
-``tests/revman_oracle.py``, which reads RevMan's stored results straight from the files;
+``tests/stats/revman_oracle.py``, which reads RevMan's stored results straight from the files;
 nothing here hard-codes an expected number. Tolerances: 1e-6 relative (plus 1e-12
 absolute, for values that are 0 up to floating-point noise) for the full doubles of the
 ``.rm5`` files; half a unit of the last printed decimal for the CSV export (8 decimals)
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
 from revman_oracle import OracleAnalysis, all_analyses
+
 from trialpool.errors import AnalysisError
 from trialpool.stats.revman import (
     RevManFit,

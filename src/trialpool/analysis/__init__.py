@@ -5,6 +5,7 @@ May import: ``trialpool.stats``, ``trialpool.validate``, ``trialpool.package``,
 ``trialpool.errors``.
 """
 
-from trialpool.analysis.pooled import pool_outcome, run_pool
+from trialpool.analysis.command import run_pool
+from trialpool.analysis.pooled import pool_outcome
 
 __all__ = ["pool_outcome", "run_pool"]

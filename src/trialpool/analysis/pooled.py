@@ -22,20 +22,16 @@ the raw counts (metafor's rma.mh).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 from scipy import stats
 
 from trialpool.errors import AnalysisError
-from trialpool.package.loader import Package, load_package
+from trialpool.package.loader import Package
 from trialpool.stats import effects, pooling
 from trialpool.stats.results import (
     RATIO_MEASURES,
@@ -653,6 +649,7 @@ def pool_outcome(
     exclude_high_rob: bool = False,
     level: float = 95.0,
     comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
+    comparison: str | None = None,
 ) -> Result:
     """Pool one outcome (at one time point) of a package.
 
@@ -675,6 +672,7 @@ def pool_outcome(
         include_derived=include_derived,
         convert_medians=convert_medians,
         comparators=comparators,
+        comparison=comparison,
     )
     notes = list(pairs.attrs.get("notes", []))
     missing = list(pairs.attrs.get("missing", []))
@@ -686,8 +684,9 @@ def pool_outcome(
                 "left out at high risk of bias: " + ", ".join(pairs.loc[drop, "label"].astype(str))
             )
             pairs = pairs[~drop].reset_index(drop=True)
-    if timepoint is None and not pairs.empty:
-        times = sorted({float(t) for t in pairs["timepoint_weeks"]})
+    times = [] if timepoint is not None or pairs.empty else pairs["timepoint_weeks"].dropna()
+    times = sorted({float(t) for t in times})
+    if times:
         if len(times) > 1:
             each = ", ".join(f"{r.label} {r.timepoint_weeks:g}" for r in pairs.itertuples())
             notes.append(f"no time point given: each study's latest follow-up used (weeks: {each})")
@@ -737,6 +736,7 @@ def pool_subgroups(
     convert_medians: bool = True,
     level: float = 95.0,
     comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
+    comparison: str | None = None,
 ) -> SubgroupResult:
     """Pool each subgroup and test for subgroup differences (``pooling.subgroup_test``).
 
@@ -774,6 +774,7 @@ def pool_subgroups(
                 convert_medians=convert_medians,
                 level=level,
                 comparators=comparators,
+                comparison=comparison,
             )
             groups[f"{t:g} weeks"] = res
             members[f"{t:g} weeks"] = {s.study_id for s in res.studies}
@@ -793,6 +794,7 @@ def pool_subgroups(
             include_derived=include_derived,
             convert_medians=convert_medians,
             comparators=comparators,
+            comparison=comparison,
         )
         if not pairs.empty:
             if by in pairs.columns:
@@ -853,6 +855,7 @@ def leave_one_out(
     convert_medians: bool = True,
     level: float = 95.0,
     comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
+    comparison: str | None = None,
 ) -> LeaveOneOut:
     """The pooled result with each study left out in turn (metafor's ``leave1out``)."""
     kind = outcome_kind(pkg, outcome)
@@ -865,6 +868,7 @@ def leave_one_out(
         include_derived=include_derived,
         convert_medians=convert_medians,
         comparators=comparators,
+        comparison=comparison,
     )
     omitted: list[str] = []
     results: list[Result] = []
@@ -898,6 +902,7 @@ def sensitivity(
     convert_medians: bool = True,
     level: float = 95.0,
     comparators: Sequence[str] | None = DEFAULT_COMPARATORS,
+    comparison: str | None = None,
 ) -> Result:
     """Re-pool under a rule-based exclusion (:data:`SENSITIVITY_RULES`): ``rct_only``,
     ``all_designs``, ``no_derived`` (drop derived and converted rows) or
@@ -911,6 +916,7 @@ def sensitivity(
         "convert_medians": convert_medians,
         "level": level,
         "comparators": comparators,
+        "comparison": comparison,
     }
     if rule == "all_designs":
         kwargs["designs"] = None
@@ -930,14 +936,14 @@ def sensitivity(
 # --------------------------------------------------------------------------------------
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """Replace non-finite floats by None (JSON has no NaN or Infinity)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -957,137 +963,7 @@ def result_json(result: Result, *, outcome: str, timepoint: float | None) -> dic
         }
     out["outcome"] = outcome
     out["timepoint_weeks"] = timepoint
-    return _json_safe(out)
-
-
-def _fmt(x: float | None, digits: int = 2) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x:.{digits}f}"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _arm_text(s: StudyEffect, group: int) -> str:
-    a = s.arm_data
-    if f"e{group}" in a:
-        return f"{a[f'e{group}']}/{a[f't{group}']}"
-    m, sd, n = a.get(f"m{group}"), a.get(f"sd{group}"), a.get(f"n{group}")
-    return f"{_fmt(m)} ({_fmt(sd)}), n={n}"
-
-
-def _effect_text(s: StudyEffect, measure: str) -> str:
-    y = math.exp(s.yi) if measure in RATIO_MEASURES and math.isfinite(s.yi) else s.yi
-    return f"{_fmt(y)} [{_fmt(s.ci_lower)}, {_fmt(s.ci_upper)}]"
-
-
-def print_result(
-    result: Result, console: Console, *, outcome: str, timepoint: float | None
-) -> None:
-    """A readable table (studies, pooled line, heterogeneity), or one sentence for
-    an analysis that cannot be pooled."""
-    when = f" at {timepoint:g} weeks" if timepoint is not None else ""
-    if isinstance(result, NotPooled):
-        if result.k == 1 and result.studies:
-            s = result.studies[0]
-            effect = f"{result.measure} {_effect_text(s, result.measure)}"
-            if result.reason.endswith("no events in either arm"):
-                effect = "no events in either arm"
-            console.out(
-                f"not poolable: k = 1 (only {s.label or s.study_id}) — {outcome}{when}, {effect}",
-                highlight=False,
-            )
-        else:
-            console.out(
-                f"not poolable: k = {result.k} ({result.reason}) — {outcome}{when}",
-                highlight=False,
-            )
-        for m in result.missing:
-            console.out(f"  needs: {m}", highlight=False)
-        return
-    ratio = " (ratio scale)" if result.measure in RATIO_MEASURES else ""
-    model = result.method + (" + HKSJ" if result.hksj else "")
-    table = Table(title=f"{outcome}{when}: {result.measure}, {model}, k = {result.k}")
-    table.add_column("Study")
-    table.add_column("Intervention")
-    table.add_column("Control")
-    table.add_column(f"{result.measure} [{result.level:g}% CI]{ratio}", justify="right")
-    table.add_column("Weight %", justify="right")
-    for s in result.studies:
-        mark = (" †" if s.derived else "") + (" ‡" if s.zero_cell_corrected else "")
-        table.add_row(
-            (s.label or s.study_id) + mark,
-            _arm_text(s, 1),
-            _arm_text(s, 2),
-            _effect_text(s, result.measure),
-            _fmt(s.weight, 1),
-        )
-    table.add_row(
-        "Pooled",
-        "",
-        "",
-        f"{_fmt(result.estimate)} [{_fmt(result.ci_lower)}, {_fmt(result.ci_upper)}]",
-        "100.0",
-        style="bold",
-    )
-    console.print(table)
-    pi = (
-        f"; prediction interval [{_fmt(result.pi_lower)}, {_fmt(result.pi_upper)}]"
-        if result.pi_lower is not None
-        else ""
-    )
-    console.out(
-        f"Pooled {result.measure}{ratio}: {_fmt(result.estimate, 3)} "
-        f"[{_fmt(result.ci_lower, 3)}, {_fmt(result.ci_upper, 3)}], "
-        f"{'t' if result.hksj else 'z'} = {_fmt(result.zval)}, p {_fmt_p(result.p_value)}{pi}",
-        highlight=False,
-    )
-    console.out(
-        f"Heterogeneity: tau² = {_fmt(result.tau2, 4)}, I² = {_fmt(result.i2, 1)}%, "
-        f"Q = {_fmt(result.q)} (df = {result.q_df}, p {_fmt_p(result.q_p)})",
-        highlight=False,
-    )
-    if any(s.derived for s in result.studies):
-        console.out("† derived values (computed by the maintainers)", highlight=False)
-    if any(s.zero_cell_corrected for s in result.studies):
-        console.out("‡ zero cell: 1/2 added to each cell", highlight=False)
-    for note in result.notes:
-        console.out(f"note: {note}", highlight=False)
-
-
-def run_pool(
-    descriptor: Path | str,
-    *,
-    outcome: str,
-    timepoint: float | None,
-    measure: str,
-    method: str,
-    hksj: bool,
-    as_json: bool,
-    console: Console,
-) -> int:
-    """``trialpool pool``: validate first (exit 1 with the issues when invalid), then
-    pool and print (JSON object or table). Exit 0 for a pooled result and for a clear
-    not-poolable message; AnalysisError (unknown outcome, impossible request) reaches
-    the CLI as one line with exit 1."""
-    from trialpool.validate import print_report, validate_package
-
-    report = validate_package(descriptor)
-    if not report.valid:
-        print_report(report, console, as_json=as_json)
-        return 1
-    pkg = load_package(descriptor)
-    result = pool_outcome(pkg, outcome, timepoint, measure=measure, method=method, hksj=hksj)
-    if as_json:
-        payload = result_json(result, outcome=outcome, timepoint=timepoint)
-        console.out(json.dumps(payload, ensure_ascii=False, allow_nan=False), highlight=False)
-    else:
-        print_result(result, console, outcome=outcome, timepoint=timepoint)
-    return 0
+    return json_safe(out)
 
 
 def outcomes_of(pkg: Package) -> dict[str, OutcomeKind]:

@@ -27,13 +27,11 @@ wrong option values are.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
 import re
 import shutil
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from rich.markup import escape
 
 from trialpool.errors import PackageError, UsageError
 from trialpool.package import core
+from trialpool.package.atomic import atomic_folder
 from trialpool.package.core import SCHEMAS_DIR, CoreResource, core_resources, core_version
 from trialpool.package.descriptor import DESCRIPTOR_NAME, dumps, refresh
 
@@ -258,16 +257,6 @@ def _check_target(folder: Path, force: bool) -> bool:
     return True
 
 
-def _missing_parents(folder: Path) -> list[Path]:
-    """The ancestors of ``folder`` that do not exist yet, outermost first."""
-    out: list[Path] = []
-    parent = folder.parent
-    while not parent.exists() and parent != parent.parent:
-        out.append(parent)
-        parent = parent.parent
-    return list(reversed(out))
-
-
 @dataclass
 class InitResult:
     """What ``create_package`` wrote."""
@@ -292,47 +281,13 @@ def create_package(
     exists = _check_target(folder, force)
     resources = package_resources(extension_names)
     descriptor = descriptor_for(name, title or folder.name, extension_names, resources)
-    created_parents = _missing_parents(folder)
-    temp: Path | None = None
-    backup: Path | None = None
     try:
-        for parent in created_parents:
-            parent.mkdir()
-        temp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-        os.chmod(temp, 0o777 & ~_umask())
-        _write_package(temp, descriptor, extension_names, resources)
-        if exists and any(folder.iterdir()):
-            backup = Path(
-                tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old")
-            )
-            os.replace(folder, backup / "old")
-        try:
-            os.replace(temp, folder)  # onto a missing or empty folder
-        except OSError:
-            if backup is not None:
-                os.replace(backup / "old", folder)
-            raise
-        temp = None
+        with atomic_folder(folder) as temp:
+            _write_package(temp, descriptor, extension_names, resources)
     except OSError as exc:
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-        for parent in reversed(created_parents):
-            with contextlib.suppress(OSError):
-                parent.rmdir()
-        if backup is not None and not (backup / "old").exists():
-            shutil.rmtree(backup, ignore_errors=True)
         what = exc.filename or folder
         raise PackageError(f"cannot create {folder}: {what}: {exc.strerror or exc}") from None
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
     return InitResult(folder, descriptor, replaced=exists)
-
-
-def _umask() -> int:
-    """The process's umask (mkdtemp makes 0700 folders; a package folder is shared)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def run_init(

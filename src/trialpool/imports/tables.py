@@ -33,6 +33,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from trialpool.analysis.reproduce import NOT_ESTIMABLE
 from trialpool.imports.model import (
     Review,
     ReviewAnalysis,
@@ -77,6 +78,29 @@ class _Ids:
         return candidate
 
 
+def _decimals(value: float) -> int:
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        return 99
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def stored_decimals(review: Review) -> int | None:
+    """Decimals the source rounded RevMan's results to (the most any stored number has),
+    or None when it stores full doubles (12 decimals or more somewhere)."""
+    most = 0
+    for a in review.analyses:
+        results = [a.result, *(s.result for s in a.subgroups), *(r.stored for r in a.rows)]
+        for result in results:
+            if result is None:
+                continue
+            for name in ("estimate", "ci_lower", "ci_upper", "weight", "tau2", "chi2", "i2"):
+                value = getattr(result, name)
+                if value is not None and math.isfinite(value):
+                    most = max(most, _decimals(value))
+    return None if most >= 12 else most
+
+
 def number_text(value: float | None) -> str:
     """A number as Table Schema reads it back exactly (shortest round-trip repr)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -117,6 +141,7 @@ class _Builder:
         self.pairs: dict[tuple[str, int, str | None], _Pair] = {}
         self.studies: dict[str, ReviewStudy] = {s.study_id: s for s in review.studies}
         self.claim_numbers: dict[str, int] = {}
+        self.decimals = stored_decimals(review)
 
     # -- studies, screening, claims -------------------------------------------------
 
@@ -372,6 +397,7 @@ class _Builder:
                 for number, ids in by_subgroup.items()
             ],
             "published_source_id": self.source_id,
+            "published_decimals": self.decimals,
             "reproduces": f"{self.review.review_id or self.review.source_file}, {where}",
         }
         if (analysis.tau2_method or "DL").upper() not in ("DL", "REML"):
@@ -483,12 +509,15 @@ class _Builder:
         locator: str,
     ) -> Row:
         rid = self.result_ids.get(key, "r_" + "_".join(str(k) for k in key if k), prefix="r")
+        estimable = result.estimable
         model = f"{_METHOD_WORDS.get(a.method, a.method)}, {'Random' if a.random else 'Fixed'}"
         if a.random:
             model += f" ({a.tau2_method or 'DL'}, {a.ci_method})"
         n = None
         if result.total1 is not None and result.total2 is not None:
             n = result.total1 + result.total2
+        if result.estimable is False:  # RevMan stores placeholders (0) for these
+            result = RevManResult(k=result.k, total1=result.total1, total2=result.total2)
         return {
             "result_id": rid,
             "source_id": self.source_id,
@@ -519,7 +548,7 @@ class _Builder:
             "k_studies": "" if result.k is None else str(result.k),
             "n_patients": "" if n is None else str(n),
             "locator": locator,
-            "note": "" if result.estimable is not False else "RevMan: not estimable",
+            "note": NOT_ESTIMABLE if estimable is False else "",
         }
 
     def _published(self, a: ReviewAnalysis, outcome: str) -> None:
@@ -545,7 +574,20 @@ class _Builder:
                         locator=f"{where}, subgroup {sub.number}",
                     ),
                 )
-        if a.subgroup_test is not None and a.subgroup_test.chi2 is not None:
+        estimable_subgroups = sum(
+            1
+            for s in a.subgroups
+            if s.result is not None
+            and (
+                s.result.estimable or (s.result.estimable is None and s.result.estimate is not None)
+            )
+        )
+        # with fewer than two estimable subgroups RevMan stores a placeholder test (Q = 0)
+        if (
+            a.subgroup_test is not None
+            and a.subgroup_test.chi2 is not None
+            and (estimable_subgroups >= 2)
+        ):
             test = a.subgroup_test
             self.t.add(
                 "published_results",

@@ -15,6 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
     """Yield a temporary folder next to ``target``; move it into place on success.
@@ -31,15 +38,21 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         probe = probe.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the folder is for sharing
     try:
         yield tmp
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-            os.replace(target, old / "previous")
+            try:
+                os.replace(target, old / "previous")
+            except OSError:
+                old.rmdir()  # still empty: the previous folder never moved
+                raise
             try:
                 os.replace(tmp, target)
             except OSError:
-                os.replace(old / "previous", target)
+                os.replace(old / "previous", target)  # put the previous folder back
+                old.rmdir()
                 raise
             shutil.rmtree(old, ignore_errors=True)
         else:

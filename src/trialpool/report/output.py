@@ -1,19 +1,15 @@
-"""Safety of the output folder: which ``--out`` may be written, and writing it atomically.
+"""Safety of the output folder: which ``--out`` a report may be written to.
 
 The report is built in a temporary folder next to ``--out`` and moved into place only
-when complete, so a failed run leaves nothing behind. ``--out`` may not be the package
-folder, a folder that contains it, or a folder inside its ``data/``; an existing
-``--out`` is replaced only when it holds the marker file of a previous report (a user's
-folder is never deleted).
+when complete (``package.atomic.atomic_folder``), so a failed run leaves nothing behind.
+``--out`` may not be the package folder, a folder that contains it, or a folder inside
+its ``data/``; an existing ``--out`` is replaced only when it holds the marker file of a
+previous report (a user's folder is never deleted).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from trialpool.errors import TrialpoolError
@@ -57,40 +53,3 @@ def check_out_path(out: Path, package_root: Path) -> Path:
                 "refusing to replace it"
             )
     return target
-
-
-@contextlib.contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``target``; move it into place on success.
-
-    On any exception the temporary folder (and any parent folders created for it) is
-    removed and ``target`` is left as it was. An existing ``target`` (a previous report)
-    is replaced only after the new one is complete.
-    """
-    created: list[Path] = []
-    parent = target.parent
-    probe = parent
-    while not probe.exists():
-        created.append(probe)
-        probe = probe.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
-    try:
-        yield tmp
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-            os.replace(target, old / "previous")
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                os.replace(old / "previous", target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for folder in created:  # innermost first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise

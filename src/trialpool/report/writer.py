@@ -31,11 +31,12 @@ from trialpool import __version__
 from trialpool.analysis.plan import AnalysisPlan, auto_plan, load_plan
 from trialpool.analysis.runs import outcome_infos, study_info, table_or_none
 from trialpool.errors import TrialpoolError, ValidationFailedError
+from trialpool.package.atomic import atomic_folder
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
 from trialpool.report.document import Node, render_markdown
 from trialpool.report.exports import render_reproduce_r
-from trialpool.report.output import MARKER_NAME, ReportError, atomic_folder, check_out_path
+from trialpool.report.output import MARKER_NAME, ReportError, check_out_path
 from trialpool.report.render import render_html
 from trialpool.report.sections import (
     audit,

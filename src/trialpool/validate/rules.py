@@ -604,7 +604,7 @@ def _comparison_rules(
             )
         else:
             seen[key] = row
-        if more.get("primary") is True:
+        if more.get("primary") is not None and bool(more["primary"]):
             primaries.setdefault(sid, []).append(row)
     for sid, rows in primaries.items():
         if len(rows) > 1:
