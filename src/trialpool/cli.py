@@ -167,6 +167,19 @@ def init(
     )
 
 
+@app.command()
+def refresh(
+    descriptor: Descriptor = Path("datapackage.json"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Only say whether it is up to date (exit 1 if not).")
+    ] = False,
+) -> None:
+    """Recompute the descriptor's bytes, hashes and sources after editing the CSVs."""
+    from trialpool.contrib.refresh import run_refresh
+
+    raise typer.Exit(run_refresh(descriptor, check=check, console=console))
+
+
 @app.command("import")
 def import_(
     source: Annotated[

@@ -229,7 +229,7 @@ def test_new_study_scaffolds_rows_in_schema_order(tmp_path: Path) -> None:
     for name in ("continuous_outcomes", "dichotomous_outcomes"):
         assert all(r["study_id"] != STUDY for r in read(root / f"data/{name}.csv")[1])
     text = " ".join(output(console).split())
-    assert "data/studies.csv row" in text and "build_descriptor" in text
+    assert "data/studies.csv row" in text and "trialpool refresh" in text
     assert "data/comparisons.csv row" in text and "data/msc_arms.csv rows" in text
     assert "judgement, assessor" in text
     assert "the control arm (control) needs a comparator_type" in text

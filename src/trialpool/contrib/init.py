@@ -205,7 +205,7 @@ def readme_text(
         "list, then validate:",
         "",
         "```bash",
-        "python <trialpool checkout>/scripts/build_descriptor.py --root .",
+        f"trialpool refresh {DESCRIPTOR_NAME}",
         f"frictionless validate {DESCRIPTOR_NAME}",
         f"trialpool validate {DESCRIPTOR_NAME}",
         "```",
@@ -315,7 +315,7 @@ def run_init(
         f"  1. fill in {shown}/datapackage.json: title, description, contributors\n"
         "  2. add rows to the CSV files in data/ (or: trialpool new-study STUDY_ID "
         f"--descriptor {shown}/datapackage.json)\n"
-        f"  3. python scripts/build_descriptor.py --root {shown}\n"
+        f"  3. trialpool refresh {shown}/datapackage.json\n"
         f"  4. frictionless validate {shown}/datapackage.json && trialpool validate "
         f"{shown}/datapackage.json"
     )

@@ -603,7 +603,7 @@ def run_new_study(descriptor: Path, study_id: str, *, console: Console) -> int:
         "dichotomous_outcomes.csv; effect_estimates.csv for study-level estimates), each "
         "naming an outcome_id of outcomes.csv (define a new outcome there first), and "
         "claims.csv rows for what the sources state\n"
-        "  2. python scripts/build_descriptor.py\n"
+        f"  2. trialpool refresh {shown}\n"
         f"  3. frictionless validate {shown} && trialpool validate {shown}\n"
         "  4. bump the version in datapackage.json and add a CHANGELOG.md entry"
     )
