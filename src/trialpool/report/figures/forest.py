@@ -108,35 +108,59 @@ _MAX_LABEL_W = 2.8
 # --------------------------------------------------------------------------- texts
 
 
-def heterogeneity_text(result: PoolResult) -> str | None:
-    """RevMan's heterogeneity line, e.g. "Heterogeneity: Tau² = 0.12; Chi² = 5.43, df = 2
-    (P = 0.066); I² = 63%". Tau² is left out for fixed-effect models; None when k < 2."""
-    if result.k < 2:
-        return None
+def heterogeneity_line(
+    tau2: float | None, q: float | None, df: int | None, p: float | None, i2: float | None
+) -> str | None:
+    """ "Heterogeneity: Tau² = 0.12; Chi² = 5.43, df = 2 (P = 0.066); I² = 63%" from its
+    numbers (``tau2`` None: a fixed-effect model, no Tau²); None when nothing is known."""
     parts: list[str] = []
-    if result.method not in ("FE", "MH"):
-        parts.append(f"Tau² = {fmt_small(result.tau2)}")
-    if result.q is not None:
-        chi = f"Chi² = {fmt_num(result.q)}"
-        if result.q_df is not None:
-            chi += f", df = {result.q_df}"
-        if result.q_p is not None:
-            chi += f" ({fmt_p(result.q_p)})"
+    if tau2 is not None:
+        parts.append(f"Tau² = {fmt_small(tau2)}")
+    if q is not None:
+        chi = f"Chi² = {fmt_num(q)}"
+        if df is not None:
+            chi += f", df = {df}"
+        if p is not None:
+            chi += f" ({fmt_p(p)})"
         parts.append(chi)
-    if result.i2 is not None:
-        parts.append(f"I² = {result.i2:.0f}%")
+    if i2 is not None:
+        parts.append(f"I² = {i2:.0f}%")
     if not parts:
         return None
     return "Heterogeneity: " + "; ".join(parts)
 
 
+def heterogeneity_text(result: PoolResult) -> str | None:
+    """RevMan's heterogeneity line, e.g. "Heterogeneity: Tau² = 0.12; Chi² = 5.43, df = 2
+    (P = 0.066); I² = 63%". Tau² is left out for fixed-effect models; None when k < 2."""
+    if result.k < 2:
+        return None
+    tau2 = None if result.method in ("FE", "MH") else result.tau2
+    return heterogeneity_line(tau2, result.q, result.q_df, result.q_p, result.i2)
+
+
+def overall_effect_line(stat: float, p: float | None, t_df: int | None = None) -> str:
+    """ "Test for overall effect: Z = 2.31 (P = 0.021)"; a t test when ``t_df`` is given."""
+    text = f"t = {abs(stat):.2f}, df = {t_df}" if t_df is not None else f"Z = {abs(stat):.2f}"
+    return f"Test for overall effect: {text} ({fmt_p(p)})"
+
+
 def overall_effect_text(result: PoolResult) -> str:
     """ "Test for overall effect: Z = 2.31 (P = 0.021)"; with HKSJ a t test on k − 1 df."""
-    if result.hksj:
-        stat = f"t = {abs(result.zval):.2f}, df = {max(result.k - 1, 1)}"
-    else:
-        stat = f"Z = {abs(result.zval):.2f}"
-    return f"Test for overall effect: {stat} ({fmt_p(result.p_value)})"
+    t_df = max(result.k - 1, 1) if result.hksj else None
+    return overall_effect_line(result.zval, result.p_value, t_df)
+
+
+def subgroup_test_line(q: float, df: int | None, p: float | None, i2: float | None) -> str:
+    """ "Test for subgroup differences: Chi² = 1.23, df = 1 (P = 0.267), I² = 18.7%"."""
+    text = f"Test for subgroup differences: Chi² = {fmt_num(q)}"
+    if df is not None:
+        text += f", df = {df}"
+    if p is not None:
+        text += f" ({fmt_p(p)})"
+    if i2 is not None:
+        text += f", I² = {i2:.1f}%"
+    return text
 
 
 def subgroup_test_text(subgroups: SubgroupResult) -> str | None:
@@ -147,14 +171,8 @@ def subgroup_test_text(subgroups: SubgroupResult) -> str | None:
     q, df, p = subgroups.q_between, subgroups.q_between_df, subgroups.q_between_p
     if q is None:
         return None
-    text = f"Test for subgroup differences: Chi² = {fmt_num(q)}"
-    if df is not None:
-        text += f", df = {df}"
-    if p is not None:
-        text += f" ({fmt_p(p)})"
-    if df is not None and q > 0:
-        text += f", I² = {max(0.0, (q - df) / q) * 100:.1f}%"
-    return text
+    i2 = max(0.0, (q - df) / q) * 100 if df is not None and q > 0 else None
+    return subgroup_test_line(q, df, p, i2)
 
 
 def model_description(result: PoolResult | NotPooled) -> str:
@@ -211,9 +229,8 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 200.0)
 
 
-def _study_interval(study: StudyEffect, measure: str, level: float) -> tuple[float, float, float]:
+def _study_interval(study: StudyEffect, ratio: bool, level: float) -> tuple[float, float, float]:
     """(estimate, lower, upper) on the analysis scale (log for ratio measures)."""
-    ratio = measure in RATIO_MEASURES
     lo, hi = study.ci_lower, study.ci_upper
     if lo is not None and hi is not None and (not ratio or (lo > 0 and hi > 0)):
         if ratio:
@@ -223,14 +240,14 @@ def _study_interval(study: StudyEffect, measure: str, level: float) -> tuple[flo
     return study.yi, study.yi - half, study.yi + half
 
 
-def _to_report(value: float, measure: str) -> float:
-    return math.exp(value) if measure in RATIO_MEASURES else value
+def _to_report(value: float, ratio: bool) -> float:
+    return math.exp(value) if ratio else value
 
 
-def _to_analysis(value: float | None, measure: str) -> float | None:
+def _to_analysis(value: float | None, ratio: bool) -> float | None:
     if value is None:
         return None
-    if measure in RATIO_MEASURES:
+    if ratio:
         return math.log(value) if value > 0 else None
     return value
 
@@ -250,16 +267,17 @@ def forest_rows(blocks: Sequence[Block] | SubgroupResult) -> list[dict[str, Any]
         pooled = isinstance(result, PoolResult)
         level = result.level if isinstance(result, PoolResult) else 95.0
         for study in result.studies:
-            est, lo, hi = _study_interval(study, result.measure, level)
+            ratio = result.measure in RATIO_MEASURES
+            est, lo, hi = _study_interval(study, ratio, level)
             row: dict[str, Any] = {
                 "block": label,
                 "study_id": study.study_id,
                 "label": study.label or study.study_id,
                 "pooled": pooled,
                 "weight": study.weight if pooled else None,
-                "estimate": _to_report(est, result.measure),
-                "ci_lower": _to_report(lo, result.measure),
-                "ci_upper": _to_report(hi, result.measure),
+                "estimate": _to_report(est, ratio),
+                "ci_lower": _to_report(lo, ratio),
+                "ci_upper": _to_report(hi, ratio),
                 "yi": study.yi,
                 "vi": study.vi,
                 "derived": study.derived,
@@ -309,8 +327,8 @@ def _arm_kind(measure: str) -> Literal["continuous", "dichotomous"]:
     return "continuous" if measure in _CONTINUOUS_MEASURES else "dichotomous"
 
 
-def _effect_text(est: float, lo: float, hi: float, measure: str) -> str:
-    e, a, b = (_to_report(v, measure) for v in (est, lo, hi))
+def _effect_text(est: float, lo: float, hi: float, ratio: bool) -> str:
+    e, a, b = (_to_report(v, ratio) for v in (est, lo, hi))
     return f"{fmt_num(e)} [{fmt_num(a)}, {fmt_num(b)}]"
 
 
@@ -321,6 +339,56 @@ def _sum_arm(studies: Sequence[StudyEffect], key: str) -> str:
     return fmt_plain(sum(float(v) for v in values if v is not None))
 
 
+def total_rows(
+    label: str,
+    *,
+    estimate: float | None,
+    ci_lower: float | None,
+    ci_upper: float | None,
+    ratio: bool,
+    weight: str | None = None,
+    sums: dict[str, str] | None = None,
+    events: dict[str, str] | None = None,
+    prediction: tuple[float | None, float | None] | None = None,
+    lines: Sequence[str] = (),
+    effect: str | None = None,
+) -> list[_Row]:
+    """The rows of a pooled total (a diamond): its line with the summed arm totals, the
+    total events (``events``, for dichotomous data), the prediction interval and the text
+    lines under it (heterogeneity, test for overall effect). Numbers on the reporting
+    scale; ``effect`` replaces the estimate's text (e.g. "Not estimable")."""
+    est = _to_analysis(estimate, ratio)
+    lo = _to_analysis(ci_lower, ratio)
+    hi = _to_analysis(ci_upper, ratio)
+    rows: list[_Row] = []
+    cells = {"study": label}
+    if effect is not None:
+        cells["effect"] = effect
+    elif est is not None and lo is not None and hi is not None:
+        cells["effect"] = _effect_text(est, lo, hi, ratio)
+    if weight is not None:
+        cells["weight"] = weight
+    cells.update(sums or {})
+    rows.append(_Row("pooled", cells=cells, est=est, lo=lo, hi=hi, bold=True))
+    if events is not None:
+        rows.append(_Row("events", cells={"study": "Total events", **events}))
+    pi_lo, pi_hi = prediction or (None, None)
+    a, b = _to_analysis(pi_lo, ratio), _to_analysis(pi_hi, ratio)
+    if a is not None and b is not None:
+        pi_text = f"[{fmt_num(pi_lo)}, {fmt_num(pi_hi)}]"
+        rows.append(
+            _Row(
+                "pi",
+                cells={"study": "Prediction interval", "effect": pi_text},
+                lo=a,
+                hi=b,
+                italic=True,
+            )
+        )
+    rows.extend(_Row("text", span=line, small=True) for line in lines)
+    return rows
+
+
 def _pooled_rows(
     result: PoolResult,
     label: str,
@@ -328,51 +396,27 @@ def _pooled_rows(
     kind: str,
     show_prediction: bool,
 ) -> list[_Row]:
-    m = result.measure
-    est = _to_analysis(result.estimate, m)
-    lo = _to_analysis(result.ci_lower, m)
-    hi = _to_analysis(result.ci_upper, m)
-    rows: list[_Row] = []
-    cells = {"study": label}
-    if est is not None and lo is not None and hi is not None:
-        cells["effect"] = _effect_text(est, lo, hi, m)
-    total_w = sum(s.weight for s in result.studies)
-    if result.studies:
-        cells["weight"] = f"{total_w:.1f}%"
+    sums: dict[str, str] = {}
+    events: dict[str, str] | None = None
     if arm_keys:
-        if kind == "continuous":
-            for key in ("n1", "n2"):
-                if key in arm_keys:
-                    cells[key] = _sum_arm(result.studies, key)
-        else:
-            for key in ("t1", "t2"):
-                if key in arm_keys:
-                    cells[key] = _sum_arm(result.studies, key)
-    rows.append(_Row("pooled", cells=cells, est=est, lo=lo, hi=hi, bold=True))
-    if arm_keys and kind == "dichotomous":
-        ev = {"study": "Total events"}
-        for key in ("e1", "e2"):
+        for key in ("n1", "n2") if kind == "continuous" else ("t1", "t2"):
             if key in arm_keys:
-                ev[key] = _sum_arm(result.studies, key)
-        rows.append(_Row("events", cells=ev))
-    pi_lo = _to_analysis(result.pi_lower, m)
-    pi_hi = _to_analysis(result.pi_upper, m)
-    if show_prediction and pi_lo is not None and pi_hi is not None:
-        pi_text = f"[{fmt_num(result.pi_lower)}, {fmt_num(result.pi_upper)}]"
-        rows.append(
-            _Row(
-                "pi",
-                cells={"study": "Prediction interval", "effect": pi_text},
-                lo=pi_lo,
-                hi=pi_hi,
-                italic=True,
-            )
-        )
+                sums[key] = _sum_arm(result.studies, key)
+    if arm_keys and kind == "dichotomous":
+        events = {k: _sum_arm(result.studies, k) for k in ("e1", "e2") if k in arm_keys}
     het = heterogeneity_text(result)
-    if het:
-        rows.append(_Row("text", span=het, small=True))
-    rows.append(_Row("text", span=overall_effect_text(result), small=True))
-    return rows
+    return total_rows(
+        label,
+        estimate=result.estimate,
+        ci_lower=result.ci_lower,
+        ci_upper=result.ci_upper,
+        ratio=result.measure in RATIO_MEASURES,
+        weight=f"{sum(s.weight for s in result.studies):.1f}%" if result.studies else None,
+        sums=sums,
+        events=events,
+        prediction=(result.pi_lower, result.pi_upper) if show_prediction else None,
+        lines=[*([het] if het else []), overall_effect_text(result)],
+    )
 
 
 def _arm_decimals(results: Sequence[PoolResult | NotPooled], keys: list[str]) -> dict[str, int]:
@@ -402,7 +446,8 @@ def _study_row(
     decimals: dict[str, int],
 ) -> _Row:
     level = result.level if isinstance(result, PoolResult) else 95.0
-    est, lo, hi = _study_interval(study, result.measure, level)
+    ratio = result.measure in RATIO_MEASURES
+    est, lo, hi = _study_interval(study, ratio, level)
     label = study.label or study.study_id
     marks = ""
     if study.derived:
@@ -415,7 +460,7 @@ def _study_row(
     pooled = isinstance(result, PoolResult)
     cells["weight"] = f"{study.weight:.1f}%" if pooled else "–"
     if math.isfinite(lo) and math.isfinite(hi):
-        cells["effect"] = _effect_text(est, lo, hi, result.measure)
+        cells["effect"] = _effect_text(est, lo, hi, ratio)
     return _Row(
         "study",
         cells=cells,
@@ -494,18 +539,26 @@ def _columns(
     favours: tuple[str, str],
     header: tuple[str, str],
     subgroups: bool,
+    *,
+    generic_label: str | None = None,
+    weight: bool = True,
 ) -> list[_Column]:
     cols = [_Column("study", "Study or subgroup" if subgroups else "Study", "left")]
     g1, g2 = _cap(favours[0]), _cap(favours[1])
-    names = (
-        {"m1": "Mean", "sd1": "SD", "n1": "Total", "m2": "Mean", "sd2": "SD", "n2": "Total"}
-        if kind == "continuous"
-        else {"e1": "Events", "t1": "Total", "e2": "Events", "t2": "Total"}
-    )
-    for key, name in names.items():
-        if key in arm_keys:
-            cols.append(_Column(key, name, "right", group=g1 if key.endswith("1") else g2))
-    cols.append(_Column("weight", "Weight", "right"))
+    if kind == "generic":  # generic inverse variance: the entered estimate and its SE
+        names = {"est": generic_label or "Estimate", "se": "SE"}
+        cols.extend(_Column(k, n, "right") for k, n in names.items() if k in arm_keys)
+    else:
+        names = (
+            {"m1": "Mean", "sd1": "SD", "n1": "Total", "m2": "Mean", "sd2": "SD", "n2": "Total"}
+            if kind == "continuous"
+            else {"e1": "Events", "t1": "Total", "e2": "Events", "t2": "Total"}
+        )
+        for key, name in names.items():
+            if key in arm_keys:
+                cols.append(_Column(key, name, "right", group=g1 if key.endswith("1") else g2))
+    if weight:
+        cols.append(_Column("weight", "Weight", "right"))
     cols.append(_Column("effect", header[1], "right", group=header[0]))
     return cols
 
@@ -701,7 +754,71 @@ def forest_plot(
         overall=overall,
         subgroup_test=subgroup_test,
     )
-    cols = _columns(kind, arm_keys, favours, header, subgroups)
+    seen: set[str] = set()
+    notes: list[str] = []
+    for result in results:
+        for note in getattr(result, "notes", []):
+            if note not in seen:
+                seen.add(note)
+                notes.append(note)
+    if lower_is_better is None:
+        favours_text = (f"Lower in {favours[0]}", f"Lower in {favours[1]}")
+    else:
+        left_arm, right_arm = (
+            (favours[0], favours[1]) if lower_is_better else (favours[1], favours[0])
+        )
+        favours_text = (f"Favours {left_arm}", f"Favours {right_arm}")
+    title_text = (
+        title if title is not None else (f"{outcome_label} ({unit})" if unit else outcome_label)
+    )
+    layout = ForestLayout(
+        kind=kind,
+        arm_keys=arm_keys,
+        groups=favours,
+        header=header,
+        subgroups=subgroups,
+        ratio=ratio,
+        favours_text=favours_text,
+        title=title_text,
+        subtitle=f"{MEASURE_NAMES[measure]} ({measure}), {model_description(first)}",
+        notes=notes,
+    )
+    return render_forest(rows, layout)
+
+
+@dataclass
+class ForestLayout:
+    """What a forest plot draws besides its rows: the arm columns (``kind``: continuous,
+    dichotomous or generic; ``arm_keys`` present), the arms' names over their columns
+    (``groups``), the effect column's two header lines (measure, model), the log axis
+    (``ratio``), the labels under the axis (left, right), title, subtitle and notes."""
+
+    kind: str
+    arm_keys: list[str]
+    groups: tuple[str, str]
+    header: tuple[str, str]
+    subgroups: bool
+    ratio: bool
+    favours_text: tuple[str, str]
+    title: str | None
+    subtitle: str
+    notes: list[str] = field(default_factory=list)
+    generic_label: str | None = None  # header of a generic analysis's estimate column
+    weight: bool = True  # draw the weight column
+
+
+def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
+    """Lay out and draw the rows of a forest plot (shared by every kind of result)."""
+    ratio, header = layout.ratio, layout.header
+    cols = _columns(
+        layout.kind,
+        layout.arm_keys,
+        layout.groups,
+        header,
+        layout.subgroups,
+        generic_label=layout.generic_label,
+        weight=layout.weight,
+    )
     # truncate long study labels before measuring
     for row in rows:
         if row.kind == "study":
@@ -743,12 +860,7 @@ def forest_plot(
         )
     if ZERO_CELL_MARK in marks_used:
         notes.append(f"{ZERO_CELL_MARK} Zero cell: 0.5 added to all four cells.")
-    seen: set[str] = set()
-    for result in results:
-        for note in getattr(result, "notes", []):
-            if note not in seen:
-                seen.add(note)
-                notes.append(f"Note: {note}")
+    notes.extend(f"Note: {note}" for note in layout.notes)
 
     n_header = 2
     n_rows = n_header + len(rows)
@@ -757,10 +869,8 @@ def forest_plot(
     note_lines: list[str] = []
     for note in notes:
         note_lines.extend(wrap_to_width(note, width - 2 * _LEFT_MARGIN, SMALL_FONTSIZE))
-    title_text = (
-        title if title is not None else (f"{outcome_label} ({unit})" if unit else outcome_label)
-    )
-    subtitle = f"{MEASURE_NAMES[measure]} ({measure}), {model_description(first)}"
+    title_text = layout.title
+    subtitle = layout.subtitle
     top = 0.12 + (0.26 if title_text else 0) + 0.22
     body = n_rows * _ROW_H
     bottom_axis = 0.52
@@ -781,13 +891,7 @@ def forest_plot(
         xlim = ax.get_xlim()
         null = 0.0
         # favours labels under the tick labels, on the correct sides
-        if lower_is_better is None:
-            left_text, right_text = f"Lower in {favours[0]}", f"Lower in {favours[1]}"
-        else:
-            left_arm, right_arm = (
-                (favours[0], favours[1]) if lower_is_better else (favours[1], favours[0])
-            )
-            left_text, right_text = f"Favours {left_arm}", f"Favours {right_arm}"
+        left_text, right_text = layout.favours_text
         below = transforms.blended_transform_factory(ax.transData, ax.transAxes)
         has_ticks = len(ax.get_xticks()) > 0
         offset = transforms.ScaledTranslation(0, -0.27 if has_ticks else -0.08, fig.dpi_scale_trans)
