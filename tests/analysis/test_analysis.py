@@ -443,3 +443,13 @@ def test_bundled_controls_and_their_comparators() -> None:
     assert controls["comparator_type"].notna().all()
     assert analysis.comparator_left_out(pkg) == {"jia2020": "shorter_exposure"}
     assert analysis.comparator_left_out(pkg, None) == {}
+
+
+def test_subgroups_by_an_extension_arm_field() -> None:
+    """cell_source lives in msc_arms (the msc extension): subgroups can still be formed by it,
+    from the experimental arm of each study's comparison."""
+    pkg = load_package(ROOT / "datapackage.json")
+    result = analysis.pool_subgroups(pkg, "death", by="cell_source", measure="RR", method="REML")
+    assert result.variable == "cell_source"
+    assert list(result.groups) == ["bone_marrow"]  # Lin 2017, the only study with deaths
+    assert [s.study_id for s in result.groups["bone_marrow"].studies] == ["lin2017"]

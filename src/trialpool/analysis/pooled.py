@@ -780,6 +780,8 @@ def pool_subgroups(
             members[f"{t:g} weeks"] = {s.study_id for s in res.studies}
     else:
         arms_cols = set(pkg.resources["arms"].field_names) if pkg.has("arms") else set()
+        for name in pkg.extension_arm_tables():  # e.g. msc_arms: cell_source, origin, route
+            arms_cols |= set(pkg.resources[name].field_names) - {"source_id", "notes"}
         study_cols = set(pkg.resources["studies"].field_names)
         if (by not in arms_cols and by not in study_cols) or by in ("study_id", "arm_id"):
             allowed = sorted((arms_cols | study_cols) - {"study_id", "arm_id"})
@@ -800,10 +802,10 @@ def pool_subgroups(
             if by in pairs.columns:
                 values = pairs[by]
             elif by in arms_cols:
-                arms = pkg.table("arms")
                 lookup = {
-                    (str(r.study_id), str(r.arm_id)): _val(getattr(r, by))
-                    for r in arms.itertuples()
+                    (sid, aid): arm.get(by)
+                    for sid, arms in _arms_by_study(pkg).items()
+                    for aid, arm in arms.items()
                 }
                 values = pd.Series(
                     [

@@ -7,6 +7,7 @@ gathers them into a ``ValidationReport``. Nothing here reads files.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ MAX_ISSUES_PER_RULE = 1000
 
 # ---------------------------------------------------------------------------------------
 # report objects
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """Control characters (from the data) written as escapes, so that the line prints as
+    it is (terminals and rich drop or act on them) and stays one line."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class ValidationIssue:
         if self.field:
             parts.append(f"field {self.field}")
         message = " ".join(self.message.split())  # never more than one line
-        return ": ".join([*parts, f"{message} [{self.rule}]"])
+        return _visible(": ".join([*parts, f"{message} [{self.rule}]"]))
 
     def to_json(self) -> dict[str, Any]:
         """The issue as a JSON-ready dict (the dataclass fields)."""

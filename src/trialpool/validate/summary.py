@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from trialpool.package.loader import Package
-from trialpool.validate.rules import OUTCOME_RESOURCES, _blank, enum_of
+from trialpool.validate.rules import VALUE_RESOURCES, _blank, enum_of
 
 
 def study_ids_with_design(studies: pd.DataFrame, designs: Iterable[str] = ("rct",)) -> set[str]:
@@ -40,6 +40,7 @@ def summarise(package: Package, frames: dict[str, pd.DataFrame]) -> dict[str, An
     summary: dict[str, Any] = {
         "package": package.name,
         "version": package.version,
+        "extensions": package.extensions,
         "rows": {name: rows(name) for name in res},
     }
     if "studies" in res:
@@ -51,7 +52,16 @@ def summarise(package: Package, frames: dict[str, pd.DataFrame]) -> dict[str, An
         }
     if "arms" in res:
         summary["arms"] = rows("arms")
-    for name in OUTCOME_RESOURCES:
+    if "comparisons" in res:
+        summary["comparisons"] = rows("comparisons")
+    if "outcomes" in res:
+        summary["outcomes"] = {
+            "total": rows("outcomes"),
+            "by_data_type": _counts(
+                frames.get("outcomes"), "data_type", enum_of(res["outcomes"], "data_type")
+            ),
+        }
+    for name in VALUE_RESOURCES:
         if name in res:
             summary[name] = {
                 "total": rows(name),
@@ -102,7 +112,12 @@ def summary_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append(("studies", f"{s['total']}{breakdown(s['by_design'])}"))
     if "arms" in summary:
         lines.append(("arms", str(summary["arms"])))
-    for name in OUTCOME_RESOURCES:
+    if "comparisons" in summary:
+        lines.append(("comparisons", str(summary["comparisons"])))
+    if "outcomes" in summary:
+        s = summary["outcomes"]
+        lines.append(("outcomes defined", f"{s['total']}{breakdown(s['by_data_type'])}"))
+    for name in VALUE_RESOURCES:
         if name in summary:
             s = summary[name]
             label = name.replace("_", " ") + " rows"
@@ -123,4 +138,6 @@ def summary_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if "screening" in summary:
         s = summary["screening"]
         lines.append(("screening records", f"{s['total']}{breakdown(s['by_decision'])}"))
+    if summary.get("extensions"):
+        lines.append(("extensions", ", ".join(summary["extensions"])))
     return lines
