@@ -40,7 +40,6 @@ from trialpool.imports.model import (
     ReviewRow,
     ReviewStudy,
     RevManResult,
-    is_ratio_measure,
 )
 
 AS_REPORTED = "as_reported"
@@ -102,11 +101,10 @@ def stored_decimals(review: Review) -> int | None:
 
 
 def number_text(value: float | None) -> str:
-    """A number as Table Schema reads it back exactly (shortest round-trip repr)."""
+    """A number as Table Schema reads it back exactly (the shortest round-trip repr);
+    empty for a missing or non-finite value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return repr(value)
     return repr(value)
 
 
@@ -621,13 +619,12 @@ class _Builder:
     def add_bias(self) -> None:
         domains = {d.domain_id: d for d in self.review.bias_domains}
         seen: set[tuple[str, str, str, str]] = set()
-        tools = {
-            item.analysis or item.outcome_group or "all": (
-                "rob2" if item.judgement == "some_concerns" else None
-            )
+        # RoB 2 where a scope has a "some concerns" judgement (RoB 1 has no such level)
+        rob2_scopes = {
+            item.analysis or item.outcome_group or "all"
             for item in self.review.bias_items
+            if item.judgement == "some_concerns"
         }
-        rob2_scopes = {scope for scope, tool in tools.items() if tool == "rob2"}
         for item in self.review.bias_items:
             scope = item.analysis or item.outcome_group or "all"
             tool = "rob2" if item.analysis is not None or scope in rob2_scopes else "rob1"
@@ -671,4 +668,4 @@ def review_tables(review: Review, source_id: str) -> Tables:
     return b.t
 
 
-__all__ = ["AS_REPORTED", "Tables", "is_ratio_measure", "review_tables", "slug"]
+__all__ = ["AS_REPORTED", "Tables", "review_tables", "slug"]
