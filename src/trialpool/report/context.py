@@ -2,24 +2,41 @@
 
 Sections save figures and export CSVs through the :class:`Context`, which records them
 (for the marker file, the exports list and ``reproduce.R``) and keeps each analysis's
-data status for the status table.
+data status for the status table. Analyses of an imported review (RevMan's conventions)
+share one :class:`~trialpool.analysis.revman.PackageIndex` (built on first use) and leave
+their results and reproduction checks in ``revman_runs`` for the audit section.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from trialpool.analysis.plan import Analysis, AnalysisPlan
+from trialpool.analysis.plan import Analysis, AnalysisPlan, RevManAnalysis
+from trialpool.analysis.reproduce import Check
+from trialpool.analysis.revman import PackageIndex, ReviewPoolResult
 from trialpool.analysis.runs import Result, StudyInfo
 from trialpool.package.loader import Package
 from trialpool.report.document import FigureNode, Status
 from trialpool.report.exports import ExportBlock, escalc_table, write_csv
+from trialpool.report.figure_jobs import FigureJob, run_jobs
 from trialpool.report.figures.style import save
 from trialpool.stats.results import PoolResult
+
+
+@dataclass
+class RevManRun:
+    """One analysis of an imported review as the report ran it: its result (None when it
+    could not be pooled, with ``error`` saying why) and every stored number checked."""
+
+    analysis: RevManAnalysis
+    result: ReviewPoolResult | None
+    checks: list[Check] = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass
@@ -36,15 +53,65 @@ class Context:
     export_blocks: list[ExportBlock] = field(default_factory=list)
     exported: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
-    statuses: list[tuple[Analysis, Status, str]] = field(default_factory=list)
+    statuses: list[tuple[Analysis | RevManAnalysis, Status, str]] = field(default_factory=list)
+    revman_runs: list[RevManRun] = field(default_factory=list)
+    figure_jobs: list[FigureJob] = field(default_factory=list)
+    _index: PackageIndex | None = field(default=None, repr=False)
 
-    def figure(self, key: str, fig: Any, caption: str, alt: str) -> FigureNode:
-        """Save a Figure as PNG and SVG under figures/ and return its node."""
-        save(fig, self.root / "figures" / key, formats=("png", "svg"))
+    @property
+    def index(self) -> PackageIndex:
+        """The package's rows indexed for RevMan analyses (built once per report)."""
+        if self._index is None:
+            self._index = PackageIndex.of(self.pkg)
+        return self._index
+
+    @property
+    def revman_analyses(self) -> list[RevManAnalysis]:
+        """The plan's analyses of an imported review (RevMan's conventions)."""
+        return [a for a in self.plan.analyses if isinstance(a, RevManAnalysis)]
+
+    @property
+    def metafor_analyses(self) -> list[Analysis]:
+        """The plan's analyses pooled with metafor's conventions."""
+        return [a for a in self.plan.analyses if isinstance(a, Analysis)]
+
+    def figure(
+        self, key: str, fig: Any, caption: str, alt: str, *, tight: bool = True
+    ) -> FigureNode:
+        """Save a Figure as PNG and SVG under figures/ and return its node (``tight``:
+        crop to the content; a figure laid out exactly is saved faster without)."""
+        save(fig, self.root / "figures" / key, formats=("png", "svg"), tight=tight)
         self.figures.append(f"figures/{key}.png")
         return FigureNode(
             rel_png=f"figures/{key}.png", rel_svg=f"figures/{key}.svg", caption=caption, alt=alt
         )
+
+    def figure_later(
+        self,
+        key: str,
+        build: Callable[..., Any],
+        args: tuple[Any, ...],
+        caption: str,
+        alt: str,
+        *,
+        tight: bool = True,
+        cost: int = 1,
+    ) -> FigureNode:
+        """Register a figure drawn after the report's text (:mod:`..figure_jobs`, in
+        worker processes when there are many): ``build(*args)`` is a module-level
+        function of picklable inputs returning the Figure. Returns its node."""
+        self.figure_jobs.append(
+            FigureJob(build, args, self.root / "figures" / key, tight=tight, cost=cost)
+        )
+        self.figures.append(f"figures/{key}.png")
+        return FigureNode(
+            rel_png=f"figures/{key}.png", rel_svg=f"figures/{key}.svg", caption=caption, alt=alt
+        )
+
+    def draw_figures(self) -> None:
+        """Draw every figure registered with :meth:`figure_later`."""
+        run_jobs(self.figure_jobs)
+        self.figure_jobs.clear()
 
     def export_result(self, key: str, title: str, result: Result) -> str | None:
         """Write the escalc-layout CSV of a block; register it for reproduce.R."""

@@ -101,6 +101,18 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
+def anchor(prefix: str, key: str) -> str:
+    """An in-page anchor safe in Markdown and HTML: ``key``'s characters other than
+    letters, digits, ``_`` and ``-`` become ``-`` ("analysis", "1.2" -> "analysis-1-2")."""
+    return f"{prefix}-" + re.sub(r"[^A-Za-z0-9_-]", "-", key)
+
+
+def p_text(value: float | None) -> str:
+    """ "P = 0.034" or "P < 0.001" (three decimals), as in a sentence."""
+    text = p_value(value)
+    return f"P {text}" if text.startswith("<") else f"P = {text}"
+
+
 def lc(text: str) -> str:
     """Lower-case the first letter unless the word is an acronym ("Albumin", "MELD")."""
     if len(text) > 1 and text[0].isupper() and text[1].islower():

@@ -8,8 +8,11 @@ The folder holds::
     report.md            the same content; figures referenced as figures/*.png
     figures/             every figure as PNG and SVG
     exports/             escalc-layout CSV per pooled block, robvis CSV per RoB tool,
-                         reproduce.R (refits every pooled number with metafor)
-    tables/              study characteristics, discrepancies, reproduction audit (CSV)
+                         reproduce.R (refits every pooled number with metafor; not
+                         written for a plan of RevMan analyses only), revman_<id>.csv
+                         per analysis of an imported review (RevMan's study rows)
+    tables/              study characteristics, discrepancies, reproduction audit (CSV);
+                         revman_audit.csv (every number RevMan stored, next to ours)
     .trialpool-report    marker: this folder was written by trialpool report
 
 The folder is written atomically and only where it is safe (:mod:`.output`).
@@ -171,7 +174,7 @@ def _write_report(
     )
     for sub in ("figures", "exports", "tables"):
         (tmp / sub).mkdir()
-    analysis_nodes: list[Node] = intro()
+    analysis_nodes: list[Node] = intro(plan)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -208,15 +211,18 @@ def _write_report(
         step("reproduction audit")
         audit_nodes = audit.section(ctx)
         progress.advance(task)
+        step("drawing figures")
+        ctx.draw_figures()
         step("writing")
-        (tmp / "exports" / "reproduce.R").write_text(
-            render_reproduce_r(
-                ctx.export_blocks,
-                package=f"{pkg.name} {pkg.version or ''}".strip(),
-                version=__version__,
-            ),
-            encoding="utf-8",
-        )
+        if ctx.metafor_analyses or not ctx.revman_analyses:  # metafor refits metafor's pools
+            (tmp / "exports" / "reproduce.R").write_text(
+                render_reproduce_r(
+                    ctx.export_blocks,
+                    package=f"{pkg.name} {pkg.version or ''}".strip(),
+                    version=__version__,
+                ),
+                encoding="utf-8",
+            )
         doc: list[Node] = [
             *package.section(ctx, validation),
             *status.section(ctx),

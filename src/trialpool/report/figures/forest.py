@@ -805,6 +805,9 @@ class ForestLayout:
     notes: list[str] = field(default_factory=list)
     generic_label: str | None = None  # header of a generic analysis's estimate column
     weight: bool = True  # draw the weight column
+    #: size the figure to hold every text (title, labels under the axis), so that it can
+    #: be saved without a tight crop (``save(..., tight=False)``: one drawing pass, faster)
+    exact: bool = False
 
 
 def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
@@ -866,11 +869,18 @@ def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
     n_rows = n_header + len(rows)
     plot_left = cols[-1].right + _GAP_TEXT_PLOT
     width = plot_left + _PLOT_W + _RIGHT_MARGIN
+    title_text = layout.title
+    subtitle = layout.subtitle
+    if layout.exact:  # everything inside the figure: it is saved without a tight crop
+        right = _PLOT_W * 0.53 + text_width_in(layout.favours_text[1]) + 0.05
+        width += max(0.0, right - _PLOT_W - _RIGHT_MARGIN)
+        heads = [text_width_in(subtitle, SMALL_FONTSIZE)]
+        if title_text:
+            heads.append(text_width_in(title_text, TITLE_FONTSIZE, "bold"))
+        width = max(width, max(heads) + 2 * _LEFT_MARGIN)
     note_lines: list[str] = []
     for note in notes:
         note_lines.extend(wrap_to_width(note, width - 2 * _LEFT_MARGIN, SMALL_FONTSIZE))
-    title_text = layout.title
-    subtitle = layout.subtitle
     top = 0.12 + (0.26 if title_text else 0) + 0.22
     body = n_rows * _ROW_H
     bottom_axis = 0.52

@@ -8,13 +8,14 @@ conventions by :mod:`trialpool.analysis.revman`; their part of the report comes 
 
 from __future__ import annotations
 
-from trialpool.analysis.plan import Analysis, RevManAnalysis
+from trialpool.analysis.plan import Analysis, AnalysisPlan, RevManAnalysis
 from trialpool.analysis.runs import BlockRun, Result, Settings, run_blocks, settings_for
 from trialpool.analysis.sensitivity import run_variants
 from trialpool.report.context import Context
 from trialpool.report.document import Bullets, Code, Heading, Inlines, Node, Para, Strong
 from trialpool.report.figures import forest
-from trialpool.report.format import designs_text, slug
+from trialpool.report.format import anchor, designs_text, slug
+from trialpool.report.sections import revman
 from trialpool.report.sections.plots import forest_node, funnel_nodes
 from trialpool.report.sections.results import result_table, study_table
 from trialpool.report.sections.sensitivity import sensitivity_nodes
@@ -22,15 +23,29 @@ from trialpool.report.sections.status import analysis_status
 from trialpool.stats.results import PoolResult, SubgroupResult
 
 
-def intro() -> list[Node]:
+def intro(plan: AnalysisPlan | None = None) -> list[Node]:
     """The section's heading and lead paragraph (each analysis follows)."""
-    return [
-        Heading(2, "Analyses", "analyses"),
-        Para(
+    analyses = [] if plan is None else list(plan.analyses)
+    revman_ = any(isinstance(a, RevManAnalysis) for a in analyses)
+    metafor = not revman_ or any(isinstance(a, Analysis) for a in analyses)
+    lead: list[str] = []
+    if metafor:
+        lead.append(
             "Each analysis of the plan: its data status, pooled result, forest plot, "
             "per-study data and sensitivity analyses."
-        ),
-    ]
+        )
+    if revman_:
+        who = (
+            "Analyses of the imported review are"
+            if metafor
+            else "Each analysis of the imported review is"
+        )
+        lead.append(
+            f"{who} pooled from the package with the review's own settings (RevMan's "
+            "conventions): data status, totals, the forest plot in RevMan's layout, and how "
+            "the numbers compare with those RevMan stored."
+        )
+    return [Heading(2, "Analyses", "analyses"), Para(" ".join(lead))]
 
 
 def _facts(analysis: Analysis, s: Settings) -> Bullets:
@@ -127,8 +142,8 @@ def _block_nodes(ctx: Context, analysis: Analysis, s: Settings, b: BlockRun) -> 
 
 def revman_blocks(ctx: Context, analysis: RevManAnalysis) -> list[Node]:
     """The part of the report of one analysis of an imported review (RevMan's
-    conventions). Returns no nodes: the RevMan report is not wired in here yet."""
-    return []
+    conventions): :func:`trialpool.report.sections.revman.analysis_nodes`."""
+    return revman.analysis_nodes(ctx, analysis)
 
 
 def run_analysis(ctx: Context, analysis: Analysis | RevManAnalysis) -> list[Node]:
@@ -138,7 +153,7 @@ def run_analysis(ctx: Context, analysis: Analysis | RevManAnalysis) -> list[Node
     s = settings_for(ctx.plan, analysis)
     blocks, subgroups = run_blocks(ctx.pkg, ctx.studies, analysis, s)
     nodes: list[Node] = [
-        Heading(3, analysis.title, f"analysis-{analysis.id}"),
+        Heading(3, analysis.title, anchor("analysis", analysis.id)),
         analysis_status(ctx, analysis, blocks, s),
         _facts(analysis, s),
     ]

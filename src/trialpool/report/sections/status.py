@@ -28,7 +28,7 @@ from trialpool.report.document import (
     Strong,
     Table,
 )
-from trialpool.report.format import designs_text, lc
+from trialpool.report.format import anchor, designs_text, lc
 from trialpool.stats.results import PoolResult
 
 
@@ -205,7 +205,7 @@ def section(ctx: Context) -> list[Node]:
     """The section "Data status per analysis" (after every analysis has run)."""
     rows: list[list[Inlines]] = [
         [
-            Link(analysis.title, f"#analysis-{analysis.id}"),
+            Link(analysis.title, "#" + anchor("analysis", analysis.id)),
             _STATUS_WORDS.get(status.kind, status.kind),
             status.headline,
             needs or "–",
