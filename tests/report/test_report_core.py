@@ -288,15 +288,17 @@ def test_revman_analyses_and_rows_go_to_the_revman_hooks(
     build_report(descriptor, plan, out, console=_quiet())
     assert seen == ["1.1"]
     md = (out / MD_NAME).read_text(encoding="utf-8")
-    assert "RevMan part of 1.1" in md and 'id="analysis-1.1"' not in md
+    assert "RevMan part of 1.1" in md and 'id="analysis-1-1"' not in md
     assert "MELD score at 4 weeks <sub>(printed: MELD at 4 weeks)</sub>" in md  # label as data
     table = pd.read_csv(out / "tables" / "reproduction_audit.csv", dtype=str)
     assert list(table["result_id"]) == ["test_review_meld_4", "other_total"]
-    # the hook's rows are appended
-    monkeypatch.setattr(
-        audit, "revman_audit_rows", lambda ctx: [(["x"] * 8, ["rm_hook"] + [""] * 11)]
-    )
+    # the hook's rows are the RevMan audit's CSV; the native audit keeps its rows
+    hook_row = ["1.1", "overall", "total", "estimate", 1.0, 1.0, 0.0, 1e-6, "agrees", None]
+    monkeypatch.setattr(audit, "revman_audit_rows", lambda ctx: [hook_row])
     out2 = tmp_path / "r2"
     build_report(descriptor, plan, out2, console=_quiet())
     table = pd.read_csv(out2 / "tables" / "reproduction_audit.csv", dtype=str)
-    assert list(table["result_id"]) == ["test_review_meld_4", "other_total", "rm_hook"]
+    assert list(table["result_id"]) == ["test_review_meld_4", "other_total"]
+    revman = pd.read_csv(out2 / "tables" / "revman_audit.csv", dtype=str)
+    assert list(revman.columns) == audit.REVMAN_CSV_HEADER
+    assert revman.iloc[0].tolist()[:4] == ["1.1", "overall", "total", "estimate"]

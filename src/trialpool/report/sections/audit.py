@@ -5,14 +5,17 @@ as tables/reproduction_audit.csv.
 Rows are matched to the package's outcomes by ``outcome_code`` (an
 ``outcomes.outcome_id``). The numbers of an imported review's own analyses (rows of
 scope study, subgroup or subgroup_difference, and rows whose ``analysis_id`` is a
-RevMan analysis of the plan) belong to the RevMan audit, :func:`revman_audit_rows`.
+RevMan analysis of the plan) belong to the RevMan audit: every number RevMan stored next
+to the same number recomputed with RevMan's conventions (one
+:class:`~trialpool.analysis.reproduce.Check` each, made while the analysis ran), summed
+up per analysis with every number that does not agree listed and its reason, and
+written in full to tables/revman_audit.csv (:func:`revman_audit_rows`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from trialpool.analysis.plan import RevManAnalysis
 from trialpool.analysis.runs import (
     Settings,
     StudyInfo,
@@ -25,8 +28,20 @@ from trialpool.analysis.runs import (
 )
 from trialpool.package.loader import Package
 from trialpool.report.context import Context
-from trialpool.report.document import Code, Heading, Inline, Inlines, Muted, Node, Para, Table
-from trialpool.report.format import lc, num, number, pct, timepoint, val
+from trialpool.report.document import (
+    Code,
+    Heading,
+    Inline,
+    Inlines,
+    Link,
+    Muted,
+    Node,
+    Para,
+    Strong,
+    Table,
+)
+from trialpool.report.format import anchor, lc, num, number, pct, timepoint, val
+from trialpool.report.sections.revman import AUDIT_ANCHOR, audit_counts
 from trialpool.stats.results import PoolResult
 
 CSV_HEADER = [
@@ -102,9 +117,6 @@ def _audit_method(model: str | None, measure: str, default: str) -> tuple[str, s
 #: published_results.scope values of a review's own per-study and per-subgroup numbers
 REVMAN_SCOPES = frozenset({"study", "subgroup", "subgroup_difference"})
 
-#: one audit row: the table's cells and the CSV's values (in CSV_HEADER's order)
-AuditRow = tuple[list[Inlines], list[Any]]
-
 
 def _outcome_name(pkg: Package, code: str | None, printed: str) -> str:
     """The outcome's label in the package's ``outcomes``, else its code, else as printed."""
@@ -124,10 +136,103 @@ def is_revman_row(r: Any, revman_ids: set[str]) -> bool:
     return analysis_id is not None and analysis_id in revman_ids
 
 
-def revman_audit_rows(ctx: Context) -> list[AuditRow]:
-    """The audit rows of the plan's RevMan analyses (the review's own numbers beside the
-    RevMan engine's): none here; the RevMan audit is not wired in yet."""
-    return []
+#: tables/revman_audit.csv: one row per number RevMan stored
+REVMAN_CSV_HEADER = [
+    "analysis",
+    "scope",
+    "where",
+    "quantity",
+    "revman",
+    "trialpool",
+    "difference",
+    "tolerance",
+    "status",
+    "known_reason",
+]
+
+
+def revman_audit_rows(ctx: Context) -> list[list[Any]]:
+    """The rows of tables/revman_audit.csv: every number RevMan stored for the plan's
+    RevMan analyses next to trialpool's (``difference`` = trialpool − RevMan), with the
+    tolerance it was compared at and its status (agrees, known, differs)."""
+    rows: list[list[Any]] = []
+    for run in ctx.revman_runs:
+        for c in run.checks:
+            diff = None if c.ours is None or c.published is None else c.ours - c.published
+            rows.append(
+                [c.analysis_id, c.scope, c.where, c.quantity, c.published, c.ours, diff,
+                 c.tolerance, c.status, c.known]
+            )  # fmt: skip
+    return rows
+
+
+def _g(value: float | None, digits: int = 10) -> str:
+    return "–" if value is None else f"{value:.{digits}g}".replace("-", "−")
+
+
+def _revman_nodes(ctx: Context) -> list[Node]:
+    """The RevMan audit: a summary per analysis and every number that does not agree."""
+    nodes: list[Node] = [
+        Heading(3, "RevMan's stored results", AUDIT_ANCHOR),
+        Para(
+            "Every number RevMan stored with the review (each total and subtotal, each "
+            "study's effect, CI and weight, the test for subgroup differences) next to the "
+            "same number recomputed by trialpool from the package with RevMan's conventions. "
+            "Numbers are compared at the precision the source kept: full doubles (RevMan 5 "
+            "files) to 1e-6 relative, rounded numbers (a Cochrane data package's 6 decimals, "
+            "a RevMan 5 CSV export's 8) to half a unit of the last decimal. A difference "
+            "explained by a named RevMan peculiarity is marked known, never hidden."
+        ),
+    ]
+    summary: list[list[Inlines]] = []
+    others: list[list[Inlines]] = []
+    totals = [0, 0, 0, 0]
+    for run in ctx.revman_runs:
+        a = run.analysis
+        link = Link(f"{a.id} {a.title}", "#" + anchor("analysis", a.id))
+        if run.result is None:
+            summary.append([link, "0", "", "", "", Muted(f"not pooled: {run.error}")])
+            continue
+        agree, known, differ = audit_counts(run.checks)
+        n = len(run.checks)
+        for i, v in enumerate((n, agree, known, differ)):
+            totals[i] += v
+        note = "" if n else Muted("RevMan stored no numbers")
+        summary.append([link, str(n), str(agree), str(known), str(differ), note])
+        for c in run.checks:
+            if c.status == "agrees":
+                continue
+            diff = None if c.ours is None or c.published is None else c.ours - c.published
+            why: Inlines = [Strong("known: "), str(c.known)] if c.known else Strong("differs")
+            others.append(
+                [a.id, c.where, Code(c.quantity), _g(c.published), _g(c.ours), _g(diff, 3),
+                 _g(c.tolerance, 2), why]
+            )  # fmt: skip
+    summary.append([Strong("All analyses"), *(Strong(str(v)) for v in totals), ""])
+    nodes.append(
+        Table(
+            header=["Analysis", "Numbers compared", "Agree", "Known", "Differ", "Note"],
+            rows=summary,
+            caption="RevMan's stored numbers per analysis",
+            numeric=frozenset({1, 2, 3, 4}),
+        )
+    )
+    if others:
+        header = ["Analysis", "Where", "Quantity", "RevMan", "trialpool"]
+        header += ["trialpool − RevMan", "Tolerance", "Status"]
+        nodes.append(
+            Table(
+                header=header,
+                rows=others,
+                caption=f"Numbers that do not agree ({len(others)})",
+                numeric=frozenset({3, 4, 5, 6}),
+            )
+        )
+    elif totals[0]:
+        nodes.append(Para(f"All {totals[0]} stored numbers agree."))
+    nodes.append(Para(["Every number, with its tolerance: ", Code("tables/revman_audit.csv"), "."]))
+    ctx.write_table("revman_audit", REVMAN_CSV_HEADER, revman_audit_rows(ctx))
+    return nodes
 
 
 def _not_recomputed(r: Any) -> str | None:
@@ -223,9 +328,16 @@ def _published(r: Any) -> list[Inline]:
 
 
 def section(ctx: Context) -> list[Node]:
-    """Each published pooled result next to the same pool recomputed from the package."""
+    """Each published pooled result next to the same pool recomputed from the package;
+    for the plan's RevMan analyses, every number RevMan stored next to ours."""
     nodes: list[Node] = [Heading(2, "Reproduction audit", "audit")]
     pub = table_or_none(ctx.pkg, "published_results")
+    revman_ids = {a.id for a in ctx.revman_analyses}
+    if revman_ids and (
+        pub is None or all(is_revman_row(r, revman_ids) for r in pub.itertuples())
+    ):  # an imported review: only its own numbers
+        ctx.write_table("reproduction_audit", CSV_HEADER, [])
+        return nodes + _revman_nodes(ctx)
     if pub is None or pub.empty:
         nodes.append(
             Para("No published pooled results in the package: nothing to audit.", cls="note")
@@ -240,7 +352,6 @@ def section(ctx: Context) -> list[Node]:
             "Otherwise the row says exactly what is missing."
         )
     )
-    revman_ids = {a.id for a in ctx.plan.analyses if isinstance(a, RevManAnalysis)}
     rows: list[list[Inlines]] = []
     flat: list[list[Any]] = []
     for r in pub.itertuples():
@@ -273,13 +384,12 @@ def section(ctx: Context) -> list[Node]:
              number(getattr(r, "estimate", None)), number(r.ci_lower), number(r.ci_upper),
              rec_est, status]
         )  # fmt: skip
-    for cells, values in revman_audit_rows(ctx):
-        rows.append(cells)
-        flat.append(values)
     header = ["Result", "Source (locator)", "Outcome", "Measure", "Published", "Recomputed"]
     header += ["Recomputed − published", "Status"]
     nodes.append(
         Table(header=header, rows=rows, caption="Published vs recomputed", numeric=frozenset({6}))
     )
     ctx.write_table("reproduction_audit", CSV_HEADER, flat)
+    if revman_ids:
+        nodes.extend(_revman_nodes(ctx))
     return nodes
