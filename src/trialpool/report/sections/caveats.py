@@ -79,7 +79,19 @@ def _other_rows(ctx: Context) -> list[Inlines]:
         assessors = sorted({str(a) for a in bias["assessor"].dropna()})
         items.append(f"Risk-of-bias judgements by: {', '.join(assessors)}.")
     non_rct = [s for s in info.order if info.designs.get(s) != "rct"]
-    if non_rct:
+    if non_rct and ctx.revman_analyses:
+        by_design: dict[str, int] = {}
+        for s in non_rct:
+            design = info.designs.get(s, "?").replace("_", " ")
+            by_design[design] = by_design.get(design, 0) + 1
+        counts = ", ".join(f"{n} {d}" for d, n in by_design.items())
+        items.append(
+            f"Designs: {len(non_rct)} of {len(info.order)} studies are not recorded as "
+            f"randomised trials in the package ({counts}; an imported review states designs "
+            "in prose only). The review's analyses pool the study rows the review pooled, "
+            "whatever their recorded design."
+        )
+    if non_rct and ctx.metafor_analyses:
         items.append(
             "Studies not labelled as randomised trials in the package (left out of RCT-only "
             "analyses, kept in the all-designs variants): "

@@ -8,11 +8,19 @@ the ``msc`` extension and has that arm's row, else the arm's description; the co
 arm's cell its description. Each cell shows the best-supported value and its source
 ids; † links to the discrepancy table where the audited review prints a different
 value. Also written as tables/study_characteristics.csv (one row per comparison).
+
+An imported review (a plan of RevMan analyses only) shows instead each included study
+(label, year, identifiers) with the review's own characteristics, the claims whose field
+starts with ``characteristics_`` (methods, participants, interventions, outcomes, notes):
+cut to a readable length in the report, in full in tables/study_characteristics.csv. A
+plan with both kinds of analyses shows the first table, and the second when the package
+holds such claims (tables/review_characteristics.csv).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +41,23 @@ from trialpool.report.document import (
     Table,
 )
 from trialpool.report.format import val, weeks
+
+#: the review's characteristics (claims ``characteristics_<name>``), in the review's order
+REVIEW_FIELDS = ("methods", "participants", "interventions", "outcomes", "notes")
+#: characters of a characteristic shown in the report (the CSV has the full text)
+REVIEW_CELL_CHARS = 240
+
+REVIEW_CSV_HEADER = [
+    "study_id",
+    "study",
+    "year",
+    "registration",
+    "doi",
+    "pmid",
+    "other_identifiers",
+    *REVIEW_FIELDS,
+    "source_ids",
+]
 
 MSC = "msc"
 
@@ -277,7 +302,115 @@ def _comparison_cell(a: _Arms, several: bool) -> list[Inline]:
     return out
 
 
+def _cut(text: str, limit: int = REVIEW_CELL_CHARS) -> str:
+    """``text`` cut at a word boundary near ``limit`` characters, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.")
+    return cut + " …"
+
+
+def _other_identifiers(notes: str | None) -> str | None:
+    """The identifiers an import keeps in a study's notes ("Other identifiers: crs 123")."""
+    if not notes:
+        return None
+    found = re.search(r"Other identifiers: (.+?)(?:\.?\s+(?=[A-Z])|\.?$)", notes)
+    return found.group(1).strip() if found else None
+
+
+def _review_characteristics(ctx: Context) -> tuple[dict[str, dict[str, list[str]]], set[str]]:
+    """study -> field -> values of the ``characteristics_*`` claims, and their sources."""
+    claims = table_or_none(ctx.pkg, "claims")
+    out: dict[str, dict[str, list[str]]] = {}
+    sources: set[str] = set()
+    if claims is None or claims.empty:
+        return out, sources
+    for r in claims.itertuples():
+        field_name = str(r.field)
+        if not field_name.startswith("characteristics_"):
+            continue
+        name = field_name.removeprefix("characteristics_")
+        value = val(r.value)
+        if value is None:
+            continue
+        values = out.setdefault(str(r.study_id), {}).setdefault(name, [])
+        if value not in values:
+            values.append(value)
+        sources.add(str(r.source_id))
+    return out, sources
+
+
+def review_section(ctx: Context, csv_name: str, *, heading: bool = True) -> list[Node]:
+    """Each included study with the review's own characteristics (an imported review)."""
+    info = ctx.studies
+    studies = table_or_none(ctx.pkg, "studies")
+    chars, sources = _review_characteristics(ctx)
+    nodes: list[Node] = []
+    if heading:
+        nodes.append(Heading(2, "Study characteristics", "characteristics"))
+    if studies is None or studies.empty:
+        nodes.append(Para("No studies in the package.", cls="note"))
+        ctx.write_table(csv_name, REVIEW_CSV_HEADER, [])
+        return nodes
+    fields = [f for f in REVIEW_FIELDS if any(f in c for c in chars.values())]
+    fields += sorted({f for c in chars.values() for f in c} - set(fields))
+    src = ", ".join(sorted(sources))
+    nodes.append(
+        Para(
+            "Each included study as the review describes it"
+            + (
+                f" (its characteristics of included studies, source {src}; cut to "
+                f"{REVIEW_CELL_CHARS} characters here, in full in tables/{csv_name}.csv)."
+                if fields
+                else ": the imported file holds no characteristics of the included studies "
+                "(its methods, participants, interventions and outcomes)."
+            )
+        )
+    )
+    by_id = {str(r.study_id): r for r in studies.itertuples()}
+    rows: list[list[Inlines]] = []
+    flat: list[list[Any]] = []
+    for sid in info.order:
+        st = by_id[sid]
+        label = str(st.label)
+        year = val(getattr(st, "year", None))
+        reg = val(getattr(st, "registration", None))
+        doi = val(getattr(st, "doi", None))
+        pmid = val(getattr(st, "pmid", None))
+        other = _other_identifiers(val(getattr(st, "notes", None)))
+        ids = [x for x in (reg, f"doi:{doi}" if doi else None, f"PMID {pmid}" if pmid else None,
+                           other) if x]  # fmt: skip
+        study_cell: list[Inline] = [label]
+        if year and year not in label:
+            study_cell.append(f" ({year})")
+        if ids:
+            study_cell.append(Muted(" " + "; ".join(ids)))
+        mine = chars.get(sid, {})
+        texts = {f: " | ".join(mine.get(f, [])) for f in fields}
+        rows.append([study_cell, *[_cut(texts[f]) if texts[f] else "–" for f in fields]])
+        flat.append(
+            [sid, label, year, reg, doi, pmid, other,
+             *[" | ".join(mine.get(f, [])) or None for f in REVIEW_FIELDS],
+             str(st.source_id)]
+        )  # fmt: skip
+    header = ["Study", *[f.replace("_", " ").capitalize() for f in fields]]
+    nodes.append(Table(header=header, rows=rows, caption="Characteristics of included studies"))
+    ctx.write_table(csv_name, REVIEW_CSV_HEADER, flat)
+    return nodes
+
+
 def section(ctx: Context) -> list[Node]:
+    if ctx.revman_analyses and not ctx.metafor_analyses:
+        return review_section(ctx, "study_characteristics")
+    nodes = _comparison_section(ctx)
+    if ctx.revman_analyses and _review_characteristics(ctx)[0]:
+        nodes.append(Heading(3, "As the imported review describes them", "characteristics-review"))
+        nodes.extend(review_section(ctx, "review_characteristics", heading=False))
+    return nodes
+
+
+def _comparison_section(ctx: Context) -> list[Node]:
     pkg, info = ctx.pkg, ctx.studies
     studies = table_or_none(pkg, "studies")
     reader = _ArmReader(ctx)
