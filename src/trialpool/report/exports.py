@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from trialpool.report.figures.rob import rob_columns
 from trialpool.stats.results import RATIO_MEASURES, NotPooled, PoolResult
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -196,13 +197,16 @@ def robvis_table(
     and so is ``Overall`` when no overall judgement was recorded: none is invented.
     ``Weight`` is 1 for every row (unweighted summary).
     """
+    sub = judgements[judgements["tool"] == tool]
+    standard = {code for code, _ in TOOL_DOMAINS[tool]} | {"overall"}
+    if not sub.empty and not set(sub["domain"].astype(str)) <= standard:
+        return _robvis_own_domains(sub, tool, labels)
     domains = TOOL_DOMAINS[tool]
     if tool == "rob1":
         domain_cols = [name.replace(" ", ".") for _, name in domains]
     else:
         domain_cols = [f"D{i}" for i in range(1, len(domains) + 1)]
     header = ["Study", *domain_cols, "Overall", "Weight"]
-    sub = judgements[judgements["tool"] == tool]
     rows: list[list[Any]] = []
     if sub.empty:
         return header, rows
@@ -224,6 +228,42 @@ def robvis_table(
             row += [ROBVIS_JUDGEMENT.get(merged.get(code, ""), "") for code, _ in domains]
             row += [ROBVIS_JUDGEMENT.get(merged.get("overall", ""), ""), 1]
             rows.append(row)
+    return header, rows
+
+
+def robvis_template(judgements: pd.DataFrame, tool: str) -> str:
+    """robvis's template for the table of :func:`robvis_table`: the tool's own, or
+    "Generic" when the source judges domains of its own."""
+    sub = judgements[judgements["tool"] == tool]
+    standard = {code for code, _ in TOOL_DOMAINS[tool]} | {"overall"}
+    if not sub.empty and not set(sub["domain"].astype(str)) <= standard:
+        return "Generic"
+    return ROBVIS_TOOL[tool]
+
+
+def _robvis_own_domains(
+    sub: pd.DataFrame, tool: str, labels: dict[str, str]
+) -> tuple[list[str], list[list[Any]]]:
+    """A review's own domains (e.g. RevMan's "Blinding (performance bias and detection
+    bias)" judged for participants and for outcome assessors): one column per domain
+    and scope, named as in the figures, in the source's order; one row per study."""
+    columns = rob_columns(sub, tool)
+    domains = [c for c in columns if c.domain != "overall"]
+    overall = next((c for c in columns if c.domain == "overall" and c.scope == "all"), None)
+    given = {
+        (str(r.study_id), str(r.domain), str(r.result_scope)): str(r.judgement)
+        for r in sub.itertuples()
+    }
+    header = ["Study", *[c.name for c in domains], "Overall", "Weight"]
+    rows: list[list[Any]] = []
+    for study in dict.fromkeys(str(s) for s in sub["study_id"]):
+        row: list[Any] = [labels.get(study, study)]
+        for c in domains:
+            judged = given.get((study, c.domain, c.scope)) or given.get((study, c.domain, "all"))
+            row.append(ROBVIS_JUDGEMENT.get(judged or "", ""))
+        judged = given.get((study, "overall", "all")) if overall else None
+        row += [ROBVIS_JUDGEMENT.get(judged or "", ""), 1]
+        rows.append(row)
     return header, rows
 
 

@@ -182,9 +182,10 @@ def _clean(df: pd.DataFrame, tool: str) -> pd.DataFrame:
     missing = {"study_id", "tool", "domain", "result_scope", "judgement"} - set(df.columns)
     if missing:
         raise ValueError(f"judgements frame lacks column(s): {', '.join(sorted(missing))}")
-    sub = df.loc[
-        df["tool"].astype("string") == tool, ["study_id", "domain", "result_scope", "judgement"]
-    ].copy()
+    keep = ["study_id", "domain", "result_scope", "judgement"]
+    if "domain_label" in df.columns:
+        keep.append("domain_label")
+    sub = df.loc[df["tool"].astype("string") == tool, keep].copy()
     for col in sub.columns:
         sub[col] = sub[col].astype("string").str.strip()
     sub["result_scope"] = sub["result_scope"].fillna("all")
@@ -220,12 +221,31 @@ def _scope_name(scope: str) -> str:
     return SCOPE_NAMES.get(scope, scope.replace("_", " "))
 
 
+def _domain_labels(sub: pd.DataFrame) -> dict[str, str]:
+    """Each domain's name as the source prints it (``domain_label``), where given."""
+    if "domain_label" not in sub.columns:
+        return {}
+    labels: dict[str, str] = {}
+    for domain, label in zip(sub["domain"], sub["domain_label"], strict=True):
+        if domain not in labels and isinstance(label, str) and label.strip():
+            labels[str(domain)] = label.strip()
+    return labels
+
+
 def _columns_of(sub: pd.DataFrame, tool: str) -> list[RobColumn]:
+    """The columns: the tool's standard domains in the tool's order; when the source
+    uses domains of its own (a review's own codes, named by ``domain_label``), every
+    domain in the order of the judgements' table. "overall" is last either way."""
     order = list(DOMAIN_NAMES[tool])
     pairs = list(dict.fromkeys(zip(sub["domain"], sub["result_scope"], strict=True)))
+    own = any(domain not in order for domain, _ in pairs)
+    domains = list(dict.fromkeys(domain for domain, _ in pairs))
 
     def key(pair: tuple[str, str]) -> tuple[int, int, int, str]:
         domain, scope = pair
+        if own:  # the source's order
+            d_rank = len(domains) + 1 if domain == "overall" else domains.index(domain)
+            return (d_rank, 0 if scope == "all" else 1, pairs.index(pair), "")
         d_rank = order.index(domain) if domain in order else len(order) - 1
         if domain == "overall":
             d_rank = len(order) + 1
@@ -236,10 +256,13 @@ def _columns_of(sub: pd.DataFrame, tool: str) -> list[RobColumn]:
             scope,
         )
 
+    labels = _domain_labels(sub)
     columns: list[RobColumn] = []
     counter = 0
     for domain, scope in sorted(pairs, key=key):
-        base = DOMAIN_NAMES[tool].get(domain, domain.replace("_", " ").capitalize())
+        base = labels.get(domain) or DOMAIN_NAMES[tool].get(
+            domain, domain.replace("_", " ").capitalize()
+        )
         name = base if scope == "all" else f"{base}: {_scope_name(scope)}"
         if domain == "overall":
             short = "Overall" if scope == "all" else f"Overall ({_scope_name(scope)})"

@@ -9,7 +9,7 @@ import pandas as pd
 from trialpool.analysis.runs import table_or_none
 from trialpool.report.context import Context
 from trialpool.report.document import Code, Heading, Node, Para, Strong, Table
-from trialpool.report.exports import ROBVIS_TOOL, TOOL_DOMAINS, robvis_table, write_csv
+from trialpool.report.exports import TOOL_DOMAINS, robvis_table, robvis_template, write_csv
 from trialpool.report.figures import rob
 from trialpool.report.format import val
 
@@ -48,7 +48,7 @@ def _tool(ctx: Context, bias: pd.DataFrame, tool: str) -> list[Node]:
             [
                 "robvis-ready table: ",
                 Code(f"exports/robvis_{tool}.csv"),
-                f' (robvis template "{ROBVIS_TOOL[tool]}"; read with read.csv(..., '
+                f' (robvis template "{robvis_template(bias, tool)}"; read with read.csv(..., '
                 "check.names = FALSE)).",
             ]
         )
@@ -56,7 +56,7 @@ def _tool(ctx: Context, bias: pd.DataFrame, tool: str) -> list[Node]:
     support = [
         [
             ctx.studies.label(str(r.study_id)),
-            Code(str(r.domain)),
+            val(getattr(r, "domain_label", None)) or Code(str(r.domain)),
             str(r.result_scope),
             str(r.judgement).replace("_", " "),
             val(r.support) or "",
