@@ -16,9 +16,13 @@ there (include, exclude, awaiting, ongoing). So:
 
 Numbers the table cannot know (database hits before de-duplication, duplicates when no
 row records them) are shown as "not reported", never guessed; callers who know them
-pass them to :func:`prisma_counts`. The retrieval boxes of the PRISMA 2020 template
-("reports sought for retrieval", "not retrieved") are left out because the schema does
-not record retrieval.
+pass them to :func:`prisma_counts`. A table that records no search (no row at the
+identification or screening stage, none saying how it was identified or what kind of
+record it is: the study lists of an imported review) cannot know the records identified,
+screened and excluded at screening either, nor, without a row excluded at eligibility,
+the reports assessed and excluded: those boxes say "not reported". The retrieval boxes
+of the PRISMA 2020 template ("reports sought for retrieval", "not retrieved") are left
+out because the schema does not record retrieval.
 
 Reference: Page MJ et al. The PRISMA 2020 statement. BMJ 2021;372:n71 (Fig 1).
 """
@@ -75,18 +79,18 @@ _NO_REASON = "Reason not stated"
 class PrismaCounts:
     """Counts for the PRISMA 2020 flow diagram (None = not reported)."""
 
-    identified: int
+    identified: int | None
     identified_via: dict[str, int] = field(default_factory=dict)
     record_kind: dict[str, int] = field(default_factory=dict)
     database_hits: int | None = None
     register_hits: int | None = None
     removed_before_screening: int | None = None
     removed_reasons: dict[str, int] = field(default_factory=dict)
-    screened: int = 0
-    excluded_screening: int = 0
+    screened: int | None = 0
+    excluded_screening: int | None = 0
     excluded_screening_reasons: dict[str, int] = field(default_factory=dict)
-    assessed: int = 0
-    excluded_eligibility: int = 0
+    assessed: int | None = 0
+    excluded_eligibility: int | None = 0
     excluded_reasons: dict[str, int] = field(default_factory=dict)
     awaiting: int = 0
     awaiting_reasons: dict[str, int] = field(default_factory=dict)
@@ -160,19 +164,28 @@ def prisma_counts(
         out.update({str(k): int(v) for k, v in counts.items() if k not in order})
         return out
 
+    searched = bool(
+        stage.isin(["identification", "screening"]).any()
+        or df["identified_via"].notna().any()
+        or df["record_kind"].notna().any()
+        or database_hits is not None
+        or register_hits is not None
+        or duplicates_removed is not None
+    )
+    assessed_known = searched or bool((stage == "eligibility").any() and len(excl_elig))
     return PrismaCounts(
-        identified=len(df) + (duplicates_removed or 0),
+        identified=len(df) + (duplicates_removed or 0) if searched else None,
         identified_via=tally("identified_via", IDENTIFIED_VIA_NAMES),
         record_kind=tally("record_kind", RECORD_KIND_NAMES),
         database_hits=database_hits,
         register_hits=register_hits,
         removed_before_screening=removed_n,
         removed_reasons=removed_reasons,
-        screened=len(screened),
-        excluded_screening=len(excl_screen),
+        screened=len(screened) if searched else None,
+        excluded_screening=len(excl_screen) if searched else None,
         excluded_screening_reasons=_reasons(excl_screen),
-        assessed=len(assessed),
-        excluded_eligibility=len(excl_elig),
+        assessed=len(assessed) if assessed_known else None,
+        excluded_eligibility=len(excl_elig) if assessed_known else None,
         excluded_reasons=_reasons(excl_elig),
         awaiting=len(awaiting),
         awaiting_reasons=_reasons(awaiting),

@@ -17,7 +17,8 @@ def section(ctx: Context) -> list[Node]:
     if screening is None or screening.empty:
         nodes.append(Para("No screening records in the package: no flow diagram.", cls="note"))
         return nodes
-    fig = prisma.prisma_flow(prisma.prisma_counts(screening))
+    counts = prisma.prisma_counts(screening)
+    fig = prisma.prisma_flow(counts)
     nodes.append(
         ctx.figure(
             "prisma_flow",
@@ -26,6 +27,21 @@ def section(ctx: Context) -> list[Node]:
             alt="PRISMA 2020 flow diagram",
         )
     )
+    if counts.identified is None:
+        nodes.append(
+            Para(
+                f"The package records the studies of the review ({counts.included_studies} "
+                f"included, {counts.awaiting} awaiting classification, {counts.ongoing} "
+                "ongoing"
+                + (
+                    f", {counts.excluded_eligibility} excluded"
+                    if counts.excluded_eligibility is not None
+                    else ""
+                )
+                + "), not its search: the records identified and screened are not reported.",
+                cls="note",
+            )
+        )
     audited = ctx.plan.audited_source_id
     if audited:
         nodes.append(
