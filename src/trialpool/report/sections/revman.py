@@ -95,9 +95,7 @@ def _status(ctx: Context, run_: RevManRun) -> tuple[Status, str]:
     elif r.estimable:
         kind, head = "pooled", f"pooled, k = {r.k} of {k_rows} study rows"
     else:
-        kind, head = "none", f"not estimable: {r.reason}"
-    if missing and kind == "pooled":
-        kind = "partial"
+        kind, head = ("partial" if r.studies else "none"), f"not estimable: {r.reason}"
     lines: list[Inlines] = []
     if missing:
         lines.append(

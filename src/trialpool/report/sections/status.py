@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trialpool.analysis import pooled as engine
-from trialpool.analysis.plan import Analysis
+from trialpool.analysis.plan import Analysis, RevManAnalysis
 from trialpool.analysis.runs import (
     BlockRun,
     Settings,
@@ -198,14 +198,25 @@ def analysis_status(
     return status
 
 
-_STATUS_WORDS = {"pooled": "pooled", "partial": "not pooled", "none": "no data"}
+_STATUS_WORDS = {
+    "pooled": "pooled",
+    "partial": "not pooled",
+    "none": "no data",
+    "info": "no total",
+    "error": "error",
+}
 
 
 def section(ctx: Context) -> list[Node]:
     """The section "Data status per analysis" (after every analysis has run)."""
     rows: list[list[Inlines]] = [
         [
-            Link(analysis.title, "#" + anchor("analysis", analysis.id)),
+            Link(
+                f"{analysis.id} {analysis.title}"
+                if isinstance(analysis, RevManAnalysis)
+                else analysis.title,
+                "#" + anchor("analysis", analysis.id),
+            ),
             _STATUS_WORDS.get(status.kind, status.kind),
             status.headline,
             needs or "–",
