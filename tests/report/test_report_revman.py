@@ -263,6 +263,18 @@ def test_forest_follows_the_totals_option(
         assert not any(t.startswith("Test for subgroup differences") for t in texts)
 
 
+def test_forest_of_petos_odds_ratio(imported: dict[str, tuple[Path, Path]]) -> None:
+    descriptor = imported["cd000023"][0]
+    a, _ = _pooled(descriptor, "1.1")
+    a = a.model_copy(update={"method": "PETO", "measure": "PETO_OR", "random": False})
+    r = pool_review_analysis(load_package(descriptor), a)
+    fig = review_forest(a, r)
+    texts = _texts(fig)
+    assert {"Peto Odds Ratio", "Peto, Fixed, 95% CI"} <= set(texts)
+    assert any(t.startswith("Heterogeneity: Chi² = ") for t in texts)  # fixed: no Tau²
+    assert "1" in [t.get_text() for t in fig.axes[0].get_xticklabels()]  # a log axis
+
+
 def test_forest_of_generic_inverse_variance_on_a_log_axis() -> None:
     """A synthetic generic analysis (log hazard ratios, invented numbers)."""
     a = RevManAnalysis(
@@ -422,5 +434,5 @@ def test_a_mixed_plan_gets_both_conventions(
     assert "Statistical algorithms in Review Manager 5" in methods
     assert "left out of RCT-only analyses" in md  # beta2021 is not an RCT: metafor's caveat
     assert (out / "figures" / "forest_1.1.png").is_file()
-    assert (out / "exports" / "reproduce.R").is_file()
+    assert "are not refitted" in (out / "exports" / "reproduce.R").read_text(encoding="utf-8")
     assert (out / "tables" / "revman_audit.csv").is_file()

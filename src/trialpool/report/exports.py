@@ -371,9 +371,25 @@ cat(sprintf("\nAll %d comparisons agree within %g.\n", sum(!is.na(out$difference
 """
 
 
-def render_reproduce_r(blocks: Sequence[ExportBlock], *, package: str, version: str) -> str:
-    """The text of reproduce.R for the given pooled blocks (CSV names relative)."""
+#: reproduce.R's note when the plan also has analyses of an imported review
+REVMAN_NOT_REFITTED = (
+    "The report's analyses of an imported review (RevMan's conventions) are not refitted\n"
+    "here: every number RevMan stored for them is compared with trialpool's in\n"
+    "tables/revman_audit.csv, and their study rows are in exports/revman_<analysis>.csv."
+)
+
+
+def render_reproduce_r(
+    blocks: Sequence[ExportBlock], *, package: str, version: str, note: str | None = None
+) -> str:
+    """The text of reproduce.R for the given pooled blocks (CSV names relative);
+    ``note`` is added to the header as comment lines."""
     parts = [_R_HEADER % {"version": version, "package": package.replace("\n", " ")}]
+    if note:
+        comment = "".join(f"# {line}\n" for line in note.splitlines())
+        parts[0] = parts[0].replace(
+            "suppressPackageStartupMessages", comment + "suppressPackageStartupMessages", 1
+        )
     for block in blocks:
         r = block.result
         expected = {

@@ -38,7 +38,7 @@ from trialpool.package.atomic import atomic_folder
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
 from trialpool.report.document import Node, render_markdown
-from trialpool.report.exports import render_reproduce_r
+from trialpool.report.exports import REVMAN_NOT_REFITTED, render_reproduce_r
 from trialpool.report.output import MARKER_NAME, ReportError, check_out_path
 from trialpool.report.render import render_html
 from trialpool.report.sections import (
@@ -220,6 +220,7 @@ def _write_report(
                     ctx.export_blocks,
                     package=f"{pkg.name} {pkg.version or ''}".strip(),
                     version=__version__,
+                    note=REVMAN_NOT_REFITTED if ctx.revman_analyses else None,
                 ),
                 encoding="utf-8",
             )

@@ -22,7 +22,12 @@ def section(ctx: Context) -> list[Node]:
                 Code("exports/reproduce.R"),
                 ": refits every pooled number with metafor from the "
                 "escalc CSVs and prints a comparison with this report (Rscript "
-                "exports/reproduce.R).",
+                "exports/reproduce.R)."
+                if not ctx.revman_analyses
+                else ": refits every number pooled with metafor's conventions from the "
+                "escalc CSVs and prints a comparison with this report (Rscript "
+                "exports/reproduce.R); the analyses of the imported review are audited "
+                "against RevMan's own numbers instead.",
             ]
         )
     if ctx.revman_analyses:

@@ -78,7 +78,7 @@ def _names(labels: Sequence[str]) -> str:
     return ", ".join(dict.fromkeys(labels))
 
 
-def _status(ctx: Context, run_: RevManRun) -> tuple[Status, str]:
+def _status(run_: RevManRun) -> tuple[Status, str]:
     """The data status panel of one analysis, and the studies it still needs data from."""
     a, r = run_.analysis, run_.result
     if r is None:
@@ -247,7 +247,7 @@ def _export(ctx: Context, a: RevManAnalysis, r: ReviewPoolResult) -> str:
 def analysis_nodes(ctx: Context, a: RevManAnalysis) -> list[Node]:
     """The report's part of one analysis of an imported review."""
     run_ = run(ctx, a)
-    status, needs = _status(ctx, run_)
+    status, needs = _status(run_)
     ctx.statuses.append((a, status, needs))
     nodes: list[Node] = [Heading(3, f"Analysis {a.id}: {a.title}", anchor("analysis", a.id))]
     nodes += [status, _facts(a)]
