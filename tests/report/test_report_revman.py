@@ -111,6 +111,7 @@ def test_subgroups_and_the_test_for_subgroup_differences(
     assert "Test for subgroup differences: Chi² = 0.98, df = 1 (P = 0.321), I² = 0.0%." in part
     assert "Not estimable, as in RevMan: Landsman 1951 (no events in either group)." in part
     assert "**RevMan's 96 stored numbers:** 93 agree, 3 differ by a named RevMan" in part
+    assert "**Totals:** overall total and subtotals" in part
     assert "Risk Ratio, M-H, Random, 95% CI" in part
 
 

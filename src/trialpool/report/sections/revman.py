@@ -48,7 +48,7 @@ from trialpool.report.format import anchor, num, p_text, p_value, pct, small
 AUDIT_ANCHOR = "revman-audit"
 
 _TOTALS = {
-    "overall": "totals and subtotals",
+    "overall": "overall total and subtotals",
     "subgroups": "subtotals only",
     "none": "no totals (study estimates only)",
 }
@@ -135,7 +135,12 @@ def _facts(a: RevManAnalysis) -> Bullets:
             Muted(f" time point {a.timepoint.replace('_', ' ')}"),
         ],
         [Strong("Measure and model: "), f"{model} ({'; '.join(details)})"],
-        [Strong("Totals: "), _TOTALS[a.totals]],
+        [
+            Strong("Totals: "),
+            "overall total" + (" and subtotals" if a.subgroups else "")
+            if a.totals == "overall"
+            else _TOTALS[a.totals],
+        ],
     ]
     if a.reproduces:
         items.append([Strong("Reproduces: "), a.reproduces])
@@ -195,6 +200,10 @@ def _subgroup_test(a: RevManAnalysis, r: ReviewPoolResult) -> Para | None:
     )
 
 
+def _verb(n: int, verb: str) -> str:
+    return f"{verb}s" if n == 1 else verb
+
+
 def audit_line(run_: RevManRun) -> Para:
     """ "RevMan's N stored numbers: N agree, K differ by a named RevMan peculiarity, D
     differ", linking to the audit."""
@@ -211,7 +220,8 @@ def audit_line(run_: RevManRun) -> Para:
     return Para(
         [
             Strong(f"RevMan's {len(checks)} stored numbers: "),
-            f"{agree} agree, {known} differ by a named RevMan peculiarity, {differ} differ (",
+            f"{agree} {_verb(agree, 'agree')}, {known} {_verb(known, 'differ')} by a named "
+            f"RevMan peculiarity, {differ} {_verb(differ, 'differ')} (",
             Link("reproduction audit", f"#{AUDIT_ANCHOR}"),
             ").",
         ]
