@@ -207,9 +207,13 @@ class _Builder:
             rows.append(_Row("blank"))
             rows.extend(self.total(f"Total {level}", result, result.studies))
         test = result.subgroup_test
-        if a.subgroups and a.subgroup_test and a.totals != "none" and test is not None:
+        if a.subgroups and a.subgroup_test and a.totals != "none":
             rows.append(_Row("blank"))
-            line = subgroup_test_line(test.q, test.df, test.p, test.i2)
+            line = (
+                f"Test for subgroup differences: {NOT_APPLICABLE}"
+                if test is None
+                else subgroup_test_line(test.q, test.df, test.p, test.i2)
+            )
             rows.append(_Row("text", span=line, small=True))
         return rows
 
