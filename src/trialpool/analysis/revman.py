@@ -54,6 +54,9 @@ class ReviewStudy(_Model):
     subgroup: str | None = None
     estimable: bool
     reason: str | None = None
+    no_data: bool = Field(
+        False, description="The package holds no usable data for this row (not RevMan's verdict)."
+    )
     yi: float | None = Field(None, description="Effect (natural log for ratio measures).")
     vi: float | None = Field(None, description="Its variance.")
     estimate: float | None = Field(None, description="Effect on the display scale.")
@@ -323,7 +326,9 @@ def pool_review_analysis(
             "arm_data": inputs[i] or {},
         }
         if fit is None:
-            studies.append(ReviewStudy(**common, estimable=False, reason=reasons[i], weight=0.0))
+            studies.append(
+                ReviewStudy(**common, estimable=False, reason=reasons[i], no_data=True, weight=0.0)
+            )
             continue
         studies.append(
             ReviewStudy(

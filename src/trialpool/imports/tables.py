@@ -189,7 +189,9 @@ class _Builder:
         other = {k: v for k, v in ids.items() if k not in {"doi", "pmid", "ctg", "registration"}}
         if other:
             notes.append(
-                "Other identifiers: " + "; ".join(f"{k} {v}" for k, v in sorted(other.items()))
+                "Other identifiers: "
+                + "; ".join(f"{k} {v}" for k, v in sorted(other.items()))
+                + "."
             )
         if not re.fullmatch(r"10\.[0-9]{4,9}/\S+", doi):
             doi = ""

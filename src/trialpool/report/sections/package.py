@@ -21,6 +21,8 @@ def _summary_value(value: Any) -> str:
             elif v not in (None, 0, "") or k == "total":
                 parts.append(f"{k.replace('_', ' ')} {v}")
         return "; ".join(parts)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
     return str(value)
 
 

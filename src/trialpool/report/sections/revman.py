@@ -52,7 +52,6 @@ _TOTALS = {
     "subgroups": "subtotals only",
     "none": "no totals (study estimates only)",
 }
-_NO_DATA = "no usable data for both arms in the package"
 
 
 def run(ctx: Context, a: RevManAnalysis) -> RevManRun:
@@ -83,8 +82,8 @@ def _status(run_: RevManRun) -> tuple[Status, str]:
     a, r = run_.analysis, run_.result
     if r is None:
         return Status("error", f"not pooled: {run_.error}"), "–"
-    missing = [s.label for s in r.studies if not s.estimable and s.reason == _NO_DATA]
-    not_estimable = [s for s in r.studies if not s.estimable and s.reason != _NO_DATA]
+    missing = [s.label for s in r.studies if s.no_data]
+    not_estimable = [s for s in r.studies if not s.estimable and not s.no_data]
     k_rows = len(r.studies)
     if a.totals == "none" or (a.totals == "subgroups" and not a.subgroups):
         kind, head = "info", f"{k_rows} study rows, no total (the review's Totals option)"
