@@ -25,40 +25,11 @@ estimators, tests, intervals, Q-profile CI) that :func:`rma`, :func:`rma_batch` 
 :func:`leave1out` share; :mod:`trialpool.stats.pooling_mh` holds Mantel-Haenszel
 (:func:`rma_mh`, Tarone's test). Every name is importable from here.
 
-Models and the papers that define them (each implementing module repeats the references
-of its formulas):
-
-* FE (metafor's "EE"): inverse-variance weighted mean.
-* DL: DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials
-  1986;7:177-88 (method-of-moments tau²).
-* PM: Paule RC, Mandel J. Consensus values and weighting factors. J Res Natl Bur Stand
-  1982;87:377-85 (tau² solving the generalised Q equation Q(tau²) = k - 1; found by
-  R's ``uniroot`` (Brent's zeroin), replicated here).
-* REML and ML: Viechtbauer W. Bias and efficiency of meta-analytic variance
-  estimators in the random-effects model. J Educ Behav Stat 2005;30:261-93 (Fisher
-  scoring, metafor's defaults: start at the Hedges (HE) estimate, threshold 1e-5,
-  at most 100 iterations, step halving at the boundary, and the check against a local
-  maximum at tau² > 0).
-* HKSJ (metafor's ``test="knha"``): Hartung J, Knapp G. On tests of the overall
-  treatment effect in meta-analysis with normally distributed responses. Stat Med
-  2001;20:1771-82; Sidik K, Jonkman JN. A simple confidence interval for meta-analysis.
-  Stat Med 2002;21:3153-9. The variance is scaled by s² = Σwᵢ(yᵢ-μ̂)²/(k-1) without
-  truncation at 1, and tests and intervals use the t distribution on k-1 df.
-* Q-profile CI for tau²: Viechtbauer W. Confidence intervals for the amount of
-  heterogeneity in meta-analysis. Stat Med 2007;26:37-52.
-* I² and H²: Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis.
-  Stat Med 2002;21:1539-58. As in metafor they are computed from the model's tau²:
-  I² = 100·tau²/(tau² + s²) and H² = tau²/s² + 1, where s² = (k-1)/tr(P) is the
-  "typical" within-study variance; for FE, I² = max(0, 100·(Q-(k-1))/Q), H² = Q/(k-1).
-* Prediction interval: Riley RD, Higgins JPT, Deeks JJ. Interpretation of random
-  effects meta-analyses. BMJ 2011;342:d549. Computed as metafor's ``predict()``:
-  μ̂ ± crit·sqrt(SE(μ̂)² + tau²), with crit from the normal distribution, or from the t
-  distribution on k-1 df with HKSJ.
-* Mantel-Haenszel: Mantel N, Haenszel W. Statistical aspects of the analysis of data
-  from retrospective studies of disease. J Natl Cancer Inst 1959;22:719-48; variances
-  of Greenland S, Robins JM. Estimation of a common effect parameter from sparse
-  follow-up data. Biometrics 1985;41:55-68 (RR, RD) and Robins J, Breslow N, Greenland
-  S. Biometrics 1986;42:311-23 (OR).
+Models and the papers that define them are named once, in the docstring of the module
+that implements them: :mod:`trialpool.stats.rma_core` (FE, DL, PM, REML, ML, HKSJ, the
+Q-profile CI for tau², I² and H², the prediction interval, root finding) and
+:mod:`trialpool.stats.pooling_mh` (Mantel-Haenszel with the Greenland-Robins and
+Robins-Breslow-Greenland variances, Tarone's test).
 
 Deviations from metafor (all at degenerate inputs; see the docstrings): for FE and
 Mantel-Haenszel fits whose Q is exactly 0 with k > 1, metafor's I² is NaN (0/0) and we
