@@ -600,7 +600,7 @@ def test_rm5_iso_8859_1_quality_items_and_other_types(tmp_path: Path) -> None:
     assert continuous.rows[1].stored.estimable is False
     assert (oe.data_type, oe.method, oe.measure) == ("o_e", "PETO", "PETO_OR")
     assert (oe.rows[0].oe, oe.rows[0].variance, oe.rows[0].n1) == (-1.5, 6.2, 50)
-    assert any("O-E" in note for note in review.notes)
+    assert oe.unsupported is None  # O-E data are imported and pooled (Peto)
     assert any("3" in note and "Kommentare" in note for note in review.notes)
     _study_ids_consistent(review)
 

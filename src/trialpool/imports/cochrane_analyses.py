@@ -30,6 +30,7 @@ from trialpool.imports.model import (
     ReviewSubgroup,
     RevManResult,
     SubgroupTest,
+    is_non_event_label,
     normalise_measure,
     normalise_method,
 )
@@ -40,11 +41,8 @@ from trialpool.imports.safety import (
     normalise_header,
     optional_text,
     parse_count,
-    parse_flag,
     parse_input,
-    parse_level,
     parse_number,
-    parse_stored_count,
 )
 
 _SETTINGS: dict[str, tuple[str, ...]] = {
@@ -156,6 +154,10 @@ class _Analysis:
 class _AnalysisFiles(_StudyFiles):
     """The analysis files (the risk-of-bias helpers come from ``_StudyFiles``)."""
 
+    #: analyses (group, number) left out on purpose (other data, unknown data type) or
+    #: already logged as missing from the settings file
+    skipped: set[tuple[int, int]]
+
     # ------------------------------------------------------------------ analyses
 
     def analyses(self) -> list[ReviewAnalysis]:
@@ -198,38 +200,60 @@ class _AnalysisFiles(_StudyFiles):
             return cell(record, table.column(*_SETTINGS[key]))
 
         def flag(key: str, default: bool) -> bool:
-            parsed = parse_flag(value(key), self.source, where, _SETTINGS[key][0])
-            return default if parsed is None else parsed
+            return self.log.flag(value(key), f"row {row}", _SETTINGS[key][0], default, file=name)
+
+        def unsupported(field: str, raw: str | None, why: str) -> str:
+            self.logged(
+                name,
+                row,
+                field,
+                raw or "",
+                f"{why}: the analysis's data and RevMan's numbers are imported, the analysis "
+                "is left out of the plan",
+            )
+            return why
 
         title = optional_text(value("name")) or ""
         raw_type = value("data_type") or ""
         key = normalise_header(raw_type)
-        if key not in _DATA_TYPES:
-            raise self.error(
+        if key not in _DATA_TYPES or _DATA_TYPES[key] is None:
+            what = "other data (text only)" if key in _DATA_TYPES else "an unknown data type"
+            self.logged(
                 name,
                 row,
-                f"Data type={raw_type!r} is not Dichotomous, Continuous, Contrast level "
-                "(generic inverse variance) or O-E and variance",
+                "Data type",
+                raw_type,
+                f"Analysis {number} ({title}) holds {what} that cannot be pooled; it and its "
+                "data rows are not imported",
             )
-        data_type = _DATA_TYPES[key]
-        if data_type is None:
-            self.notes.append(f"Analysis {number} ({title}): other data (text only); not imported")
+            self.skipped.add((c, o))
             return None
+        data_type = _DATA_TYPES[key]
+        if data_type is None:  # pragma: no cover - handled above
+            return None
+        why: str | None = None
         raw_method = value("method") or ""
         method = normalise_method(raw_method)
         if method is None:
-            if raw_method or data_type not in {"generic", "o_e", "continuous"}:
-                raise self.error(
-                    name, row, f"Statistical method={raw_method!r} is not MH, IV or Peto"
+            method = (
+                "PETO" if data_type == "o_e" else ("MH" if data_type == "dichotomous" else "IV")
+            )
+            if raw_method or data_type == "dichotomous":
+                why = unsupported(
+                    "Statistical method",
+                    raw_method,
+                    f"its statistical method {raw_method!r} is not MH, IV or Peto",
                 )
-            method = "PETO" if data_type == "o_e" else "IV"
         measure_label = optional_text(value("measure"))
         if measure_label is None:
-            raise self.error(name, row, "Effect measure is empty")
+            why = why or unsupported("Effect measure", "", "it names no effect measure")
+            measure_label = ""
         model = normalise_header(value("model") or "")
         if not model.startswith(("random", "fixed")):
-            raise self.error(
-                name, row, f"Analysis model={value('model')!r} is not Random/Fixed effect"
+            why = why or unsupported(
+                "Analysis model",
+                value("model"),
+                f"its model {value('model')!r} is neither random nor fixed effect",
             )
         ci_method = normalise_header(value("ci_method") or "wald")
         if ci_method in {"hksj", "hartung knapp sidik jonkman", "hartung knapp"}:
@@ -238,18 +262,35 @@ class _AnalysisFiles(_StudyFiles):
             ci_method_name = "Wald"
         else:
             ci_method_name = value("ci_method") or "Wald"
-        level = parse_level(value("level"), self.source, where, _SETTINGS["level"][0]) or 0.95
-        study_level = parse_level(value("study_level"), self.source, where, "Study CI") or level
-        if data_type == "o_e":
-            self.notes.append(
-                f"Analysis {number}: O-E and variance data; RevMan's stored results are kept"
+            self.logged(
+                name,
+                row,
+                "CI method",
+                ci_method_name,
+                "a CI method trialpool does not implement: the plan uses Wald and says so",
             )
+        level = self.log.level(value("level"), f"row {row}", _SETTINGS["level"][0], file=name)
+        study_level = (
+            self.log.level(value("study_level"), f"row {row}", "Study CI", file=name) or level
+        )
+        level = level or 0.95
+        study_level = study_level or level
         log_data = flag("log_data", False) and data_type == "generic"
         sg = [
-            parse_number(value(k), self.source, where, _SETTINGS[k][0])
+            self.log.stored_number(value(k), f"row {row}", _SETTINGS[k][0], file=name)
             for k in ("sg_chi2", "sg_df", "sg_p", "sg_i2")
         ]
         tau2_method = value("tau2_method")
+        swap = flag("swap", False)
+        if measure_label and is_non_event_label(measure_label) and not swap:
+            swap = True
+            self.logged(
+                name,
+                row,
+                "Effect measure",
+                measure_label,
+                "a measure of non-events: events and non-events are swapped, as RevMan does",
+            )
         settings: dict[str, object] = {
             "comparison_name": optional_text(value("group_name")) or "",
             "method": method,
@@ -261,7 +302,7 @@ class _AnalysisFiles(_StudyFiles):
             "level": level,
             "study_level": study_level,
             "prediction": flag("prediction", False),
-            "swap_events": flag("swap", False),
+            "swap_events": swap,
             "experimental_label": optional_text(value("label_e")),
             "control_label": optional_text(value("label_c")),
             "favours_left": optional_text(value("left")),
@@ -277,6 +318,7 @@ class _AnalysisFiles(_StudyFiles):
             if any(v is not None for v in sg)
             else None,
             "locator": where,
+            "unsupported": why,
         }
         return _Analysis(
             number=number,
@@ -289,18 +331,14 @@ class _AnalysisFiles(_StudyFiles):
         )
 
     def result(self, table: CsvTable, name: str, row: int, record: list[str]) -> RevManResult:
-        where = f"{name} row {row}"
-
         def num(key: str) -> float | None:
             aliases = _RESULTS[key]
-            return parse_number(
-                cell(record, table.column(*aliases)), self.source, where, aliases[0]
-            )
+            raw = cell(record, table.column(*aliases))
+            return self.log.stored_number(raw, f"row {row}", aliases[0], file=name)
 
         def count(key: str) -> int | None:
-            aliases = _RESULTS[key]
-            raw = cell(record, table.column(*aliases))
-            return parse_stored_count(raw, self.source, where, aliases[0])
+            value = num(key)
+            return int(value) if value is not None and value.is_integer() else None
 
         return RevManResult(
             estimate=num("estimate"),
@@ -349,6 +387,23 @@ class _AnalysisFiles(_StudyFiles):
             analysis.subgroup_names[subgroup_name] = known
         return int(known)
 
+    def known_analysis(
+        self, analyses: dict[tuple[int, int], _Analysis], c: int, o: int, name: str, row: int
+    ) -> _Analysis | None:
+        """The analysis a row belongs to; None (logged unless the analysis was left out on
+        purpose) when the settings file does not have it."""
+        analysis = analyses.get((c, o))
+        if analysis is None and (c, o) not in self.skipped:
+            self.skipped.add((c, o))
+            self.logged(
+                name,
+                row,
+                "Analysis number",
+                f"{c}.{o}",
+                "an analysis the settings file does not have: its rows are not imported",
+            )
+        return analysis
+
     def subgroup_estimates(self, analyses: dict[tuple[int, int], _Analysis]) -> None:
         loaded = self.table("subgroups")
         if loaded is None:
@@ -358,17 +413,22 @@ class _AnalysisFiles(_StudyFiles):
         number_col = table.column("Subgroup number")
         for row, record in table.rows():
             c, o = self.position(table, name, row, record)
-            analysis = analyses.get((c, o))
+            analysis = self.known_analysis(analyses, c, o, name, row)
             if analysis is None:
-                if any(note.startswith(f"Analysis {c}.{o} ") for note in self.notes):
-                    continue
-                raise self.error(name, row, f"Analysis {c}.{o} is not in the settings file")
+                continue
             subgroup_name = optional_text(cell(record, subgroup_col))
             s = self.subgroup_number(analysis, cell(record, number_col), subgroup_name, name, row)
             if s is None:
                 raise self.error(name, row, "no Subgroup name or number")
             if s in analysis.subgroups:
-                raise self.error(name, row, f"subgroup {c}.{o}.{s} appears twice")
+                self.logged(
+                    name,
+                    row,
+                    "Subgroup",
+                    subgroup_name or s,
+                    f"subgroup {c}.{o}.{s} appears twice; the first row is kept",
+                )
+                continue
             analysis.subgroups[s] = ReviewSubgroup(
                 number=f"{c}.{o}.{s}",
                 name=subgroup_name or "",
@@ -393,24 +453,22 @@ class _AnalysisFiles(_StudyFiles):
             self.add_domain(domain, True)
         for row, record in table.rows():
             c, o = self.position(table, name, row, record)
-            analysis = analyses.get((c, o))
+            analysis = self.known_analysis(analyses, c, o, name, row)
             if analysis is None:
-                if any(note.startswith(f"Analysis {c}.{o} ") for note in self.notes):
-                    continue
-                raise self.error(name, row, f"Analysis {c}.{o} is not in the settings file")
+                continue
             reviewed = self.data_row(table, name, row, record, col, analysis)
             analysis.rows.append(reviewed)
             for domain, where in rob.items():
-                judgement = self.judgement(
+                judged = self.judgement(
                     name, row, f"{domain} (judgement)", cell(record, where.get("judgement"))
                 )
-                if judgement is None:
+                if judged is None:
                     continue
                 self.add_item(
                     reviewed.study_id,
                     domain,
                     analysis.name or f"Analysis {analysis.number}",
-                    judgement,
+                    judged,
                     optional_text(cell(record, where.get("support"))),
                     f"{name} row {row}",
                     analysis=analysis.number,
@@ -440,7 +498,7 @@ class _AnalysisFiles(_StudyFiles):
             return value
 
         def stored(key: str) -> float | None:
-            return parse_number(raw(key), self.source, where, _ROWS[key][0])
+            return self.log.stored_number(raw(key), f"row {row}", _ROWS[key][0], file=name)
 
         study = raw("study")
         if study is None:

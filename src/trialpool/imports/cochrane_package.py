@@ -39,6 +39,7 @@ import dataclasses
 import re
 
 from trialpool.imports.cochrane_analyses import _AnalysisFiles
+from trialpool.imports.log import ImportLog
 from trialpool.imports.model import BiasDomain, BiasItem, Review, complete_studies
 from trialpool.imports.safety import fail
 
@@ -88,7 +89,9 @@ class _Package(_AnalysisFiles):
     def __init__(self, files: dict[str, bytes], source: str) -> None:
         self.source = source
         self.notes: list[str] = []
+        self.log = ImportLog(source)
         self.used: dict[str, str] = {}
+        self.skipped: set[tuple[int, int]] = set()
         self.files: dict[str, tuple[str, bytes]] = {}
         for path in sorted(files):
             kind = package_file_kind(path)
@@ -110,7 +113,9 @@ class _Package(_AnalysisFiles):
             self.files[kind] = (path, files[path])
         self.domains: dict[str, BiasDomain] = {}
         self.items: list[BiasItem] = []
-        self.seen_items: set[tuple[str, str, str | None, str | None, str, str | None]] = set()
+        self.seen_items: set[tuple[str, str, str | None, str | None, str | None, str | None]] = (
+            set()
+        )
 
     # ------------------------------------------------------------------ review
 
@@ -125,7 +130,16 @@ class _Package(_AnalysisFiles):
         if ("settings" in self.files) != ("rows" in self.files):
             missing = "settings" if "rows" in self.files else "rows"
             suffix = dict((kind, suffix) for suffix, kind in _FILE_KINDS)[missing]
-            raise fail(self.source, None, f"incomplete data package: no *{suffix}")
+            present = self.files["rows" if missing == "settings" else "settings"][0]
+            self.log.add(
+                "",
+                "",
+                f"no *{suffix}",
+                "the analyses' data rows are missing: analyses imported without study rows"
+                if missing == "rows"
+                else "the analyses' settings are missing: their data rows are not imported",
+                file=present.rsplit("/", 1)[-1],
+            )
         review_id = None
         for path, _ in self.files.values():
             match = _REVIEW_ID.match(path.rsplit("/", 1)[-1])
@@ -141,11 +155,15 @@ class _Package(_AnalysisFiles):
         if results is not None:
             count = sum(1 for _ in results[0].rows())
             if count:
-                self.notes.append(
-                    f"{results[1]}: {count} rows of study results outside the analyses "
-                    "were not imported"
+                self.log.add(
+                    f"{count} rows",
+                    "",
+                    "",
+                    "study results outside the analyses (arm-level results the review did not "
+                    "pool) are not imported; the analyses' own data rows are",
+                    file=results[1],
                 )
-        if "settings" not in self.files:
+        if "settings" not in self.files and "rows" not in self.files:
             self.notes.append("the data package holds no analyses (study data only)")
         completed = complete_studies(studies, self.used, self.notes)
         completed = [
@@ -167,4 +185,5 @@ class _Package(_AnalysisFiles):
             bias_domains=tuple(self.domains.values()),
             bias_items=tuple(self.items),
             notes=tuple(self.notes),
+            log=tuple(self.log.entries),
         )

@@ -21,9 +21,11 @@ import re
 from collections import defaultdict
 
 from trialpool.errors import ImportSourceError
+from trialpool.imports.log import ImportLog
 from trialpool.imports.model import (
     BiasDomain,
     BiasItem,
+    Judgement,
     ReviewArm,
     ReviewReference,
     ReviewStudy,
@@ -53,11 +55,12 @@ class _StudyFiles:
 
     source: str
     notes: list[str]
+    log: ImportLog
     used: dict[str, str]
     files: dict[str, tuple[str, bytes]]
     domains: dict[str, BiasDomain]
     items: list[BiasItem]
-    seen_items: set[tuple[str, str, str | None, str | None, str, str | None]]
+    seen_items: set[tuple[str, str, str | None, str | None, str | None, str | None]]
 
     # ------------------------------------------------------------------ helpers
 
@@ -68,10 +71,29 @@ class _StudyFiles:
         path, data = entry
         name = path.rsplit("/", 1)[-1]
         label = f"{self.source}: {name}"
-        return CsvTable(decode_text(data, label), label), name
+        return CsvTable(self.text(data, name), label), name
+
+    def text(self, data: bytes, name: str) -> str:
+        """A package file's text: UTF-8 (or UTF-16 with a BOM) as RevMan Web writes it;
+        other bytes are read as Windows-1252 (cp1252), and logged."""
+        try:
+            return decode_text(data, f"{self.source}: {name}")
+        except ImportSourceError as exc:
+            self.logged(
+                name,
+                None,
+                "encoding",
+                str(exc).rsplit(": ", 1)[-1],
+                "the file was read as Windows-1252 (cp1252)",
+            )
+            return decode_text(data, f"{self.source}: {name}", fallback="cp1252")
 
     def error(self, name: str, row: int | None, problem: str) -> ImportSourceError:
         return fail(self.source, f"{name} row {row}" if row else name, problem)
+
+    def logged(self, name: str, row: int | None, field: str, value: object, action: str) -> None:
+        """One line of the import log about ``name`` (a file of the package), ``row``."""
+        self.log.add(f"row {row}" if row else "", field, value, action, file=name)
 
     # ------------------------------------------------------------------ studies
 
@@ -104,7 +126,14 @@ class _StudyFiles:
                 study_id = " ".join(raw.split())
                 locator = f"{name} row {row}"
                 if study_id in seen:
-                    raise self.error(name, row, f"study {study_id!r} also in {seen[study_id]}")
+                    self.logged(
+                        name,
+                        row,
+                        "Study",
+                        study_id,
+                        f"already listed in {seen[study_id]}; this row is left out",
+                    )
+                    continue
                 seen[study_id] = locator
                 identifiers = {
                     key: " ".join(value.split())
@@ -167,8 +196,7 @@ class _StudyFiles:
             if entry is None:
                 continue
             path, data = entry
-            label = f"{self.source}: {path.rsplit('/', 1)[-1]}"
-            for record in _parse_ris(decode_text(data, label)):
+            for record in _parse_ris(self.text(data, path.rsplit("/", 1)[-1])):
                 study = " ".join(" ".join(record.get("NS", [])).split())
                 if not study or study not in names:
                     unmatched += 1
@@ -183,7 +211,11 @@ class _StudyFiles:
 
     # ------------------------------------------------------------------ risk of bias
 
-    def judgement(self, name: str, row: int, column: str, value: str | None) -> str | None:
+    def judgement(
+        self, name: str, row: int, column: str, value: str | None
+    ) -> tuple[Judgement | None, str] | None:
+        """(judgement, label as written), or None for an empty cell; a label without a
+        faithful mapping gives (None, label) and a line of the import log."""
         if value is None:
             return None
         label = html_to_text(value)
@@ -191,24 +223,30 @@ class _StudyFiles:
             return None
         judgement = judgement_from_label(label)
         if judgement is None:
-            raise self.error(
+            self.logged(
                 name,
                 row,
-                f"{column}={label!r} is not Low risk, High risk, Unclear risk or Some concerns",
+                column,
+                label,
+                "not a judgement trialpool knows and no faithful mapping: kept verbatim as a "
+                "claim, not as a judgement",
             )
-        return judgement
+        elif judgement in ("not_applicable", "moderate", "serious", "critical", "no_information"):
+            self.logged(name, row, column, label, f"read as the judgement {judgement}")
+        return judgement, label
 
     def add_item(
         self,
         study_id: str,
         domain: str,
         group: str | None,
-        judgement: str,
+        judged: tuple[Judgement | None, str],
         support: str | None,
         locator: str,
         analysis: str | None = None,
     ) -> None:
-        key = (study_id, domain, group, analysis, judgement, support)
+        judgement, label = judged
+        key = (study_id, domain, group, analysis, judgement or label, support)
         if key in self.seen_items:
             return
         self.seen_items.add(key)
@@ -217,11 +255,12 @@ class _StudyFiles:
             BiasItem(
                 study_id=study_id,
                 domain_id=domain,
-                judgement=judgement,  # type: ignore[arg-type]
+                judgement=judgement,
                 support=support,
                 outcome_group=group,
                 locator=locator,
                 analysis=analysis,
+                label=label,
             )
         )
 
@@ -255,11 +294,11 @@ class _StudyFiles:
             study_id = " ".join(raw.split())
             for (domain, group), where in columns.items():
                 header = table.header[where.get("judgement", where.get("support", 0))]
-                judgement = self.judgement(name, row, header, cell(record, where.get("judgement")))
-                if judgement is None:
+                judged = self.judgement(name, row, header, cell(record, where.get("judgement")))
+                if judged is None:
                     continue
                 support = optional_text(cell(record, where.get("support")))
-                self.add_item(study_id, domain, group, judgement, support, f"{name} row {row}")
+                self.add_item(study_id, domain, group, judged, support, f"{name} row {row}")
 
 
 def _rob_column(header: str) -> tuple[str, str] | None:

@@ -21,6 +21,7 @@ from typing import Literal
 
 from trialpool.errors import ImportSourceError
 from trialpool.imports.cochrane_package import holds_package, package_file_kind, read_package
+from trialpool.imports.log import ImportLog
 from trialpool.imports.model import Review
 from trialpool.imports.revman_csv import is_revman_csv_header, read_revman_csv
 from trialpool.imports.rm5 import read_rm5, read_rm5_root
@@ -114,10 +115,11 @@ def read_bytes(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> Rev
         raise unknown_format(source, "a zip without data-package files")
     text = _head_text(data)
     if text.startswith("<"):
-        root = parse_xml(data, source)
+        log = ImportLog(source)
+        root = parse_xml(data, source, log=log)
         if root.tag != "COCHRANE_REVIEW":
             raise unknown_format(source, f"XML whose root is <{root.tag}>")
-        return read_rm5_root(root, source)
+        return read_rm5_root(root, source, log=log)
     header = _first_record(decode_text(data[:65536], source, fallback="cp1252"))
     if header and is_revman_csv_header(header):
         return read_revman_csv(data, source)

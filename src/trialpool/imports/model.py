@@ -23,15 +23,57 @@ from typing import Literal
 SourceFormat = Literal["rm5", "revman5_csv", "cochrane_data_package"]
 StudyStatus = Literal["included", "excluded", "awaiting", "ongoing"]
 #: risk-of-bias judgement in the tool's own vocabulary: RoB 1 low/high/unclear risk,
-#: RoB 2 low/high risk and "some concerns" (never merged with "unclear")
-Judgement = Literal["low", "high", "unclear", "some_concerns"]
-#: "o_e" is RevMan's "O-E and variance" data (read, flagged in ``Review.notes``)
+#: RoB 2 low/high risk and "some concerns" (never merged with "unclear"), ROBINS-I's
+#: moderate/serious/critical/no information, and "not applicable" (any tool)
+Judgement = Literal[
+    "low",
+    "high",
+    "unclear",
+    "some_concerns",
+    "moderate",
+    "serious",
+    "critical",
+    "no_information",
+    "not_applicable",
+]
+#: "o_e" is RevMan's "O-E and variance" data (Peto's log effect (O-E)/V with SE 1/sqrt(V))
 DataType = Literal["dichotomous", "continuous", "generic", "o_e"]
 Method = Literal["MH", "IV", "PETO"]
 
 #: effect measures with a normalised code; any other (generic inverse variance) measure
 #: keeps its label as printed, e.g. "Ratio of means", "Hazard Ratio"
 MEASURE_CODES: frozenset[str] = frozenset({"RR", "OR", "RD", "MD", "SMD", "PETO_OR"})
+
+
+#: longest value written verbatim into the import log (longer ones are cut, with "…")
+LOG_VALUE_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One case of the import log: input that is legal in its source format but outside
+    trialpool's vocabulary or ranges, and what was done with it (mapped, clamped, kept
+    verbatim elsewhere, or left out of the plan). Written to ``import-log.csv``.
+    """
+
+    #: the file, or the data-package member, the value was read from
+    file: str
+    #: where in it: "row 12", an element such as "QUALITY_ITEM_DATA_ENTRY STUDY_ID=...",
+    #: or an analysis ("Analysis 1.2")
+    row: str
+    #: the column or attribute (empty when the case is about a whole row or analysis)
+    field: str
+    #: the value as read (shortened to LOG_VALUE_CHARS)
+    value: str
+    #: what was done, in words
+    action: str
+
+    @classmethod
+    def of(cls, file: str, row: str, field: str, value: object, action: str) -> LogEntry:
+        text = "" if value is None else str(value)
+        if len(text) > LOG_VALUE_CHARS:
+            text = text[: LOG_VALUE_CHARS - 1] + "…"
+        return cls(file=file, row=row, field=field, value=text, action=" ".join(action.split()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +180,8 @@ class BiasDomain:
 class BiasItem:
     study_id: str
     domain_id: str
-    judgement: Judgement
+    #: None when the source's label has no faithful mapping (``label`` keeps it)
+    judgement: Judgement | None
     #: the reviewers' support for the judgement, plain text
     support: str | None
     #: outcome (group) the judgement is for: a RevMan 5 group name such as "All outcomes",
@@ -147,6 +190,8 @@ class BiasItem:
     locator: str
     #: analysis number "C.O" when the judgement belongs to one analysis (RoB 2 in data rows)
     analysis: str | None = None
+    #: the judgement as the source wrote it ("YES", "Low risk", "Not applicable", ...)
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +275,9 @@ class ReviewAnalysis:
     #: RevMan's "Totals" option: "overall" (totals and subtotals), "subgroups" (subtotals
     #: only) or "none" (no pooled estimate shown)
     totals: Literal["overall", "subgroups", "none"] = "overall"
+    #: why trialpool cannot re-run this analysis as RevMan did (an unknown method, model or
+    #: measure); its data and RevMan's numbers are imported, the plan leaves it out
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +297,8 @@ class Review:
     bias_items: tuple[BiasItem, ...]
     #: what was read but is not fully supported, and what was left out, one line each
     notes: tuple[str, ...] = ()
+    #: the cases of the import log found while reading (see :class:`LogEntry`)
+    log: tuple[LogEntry, ...] = ()
 
 
 # ----------------------------------------------------------------- shared vocabulary
@@ -278,13 +328,22 @@ def _measure_key(label: str) -> str:
     return " ".join("".join(ch if ch.isalnum() else " " for ch in label.lower()).split())
 
 
+def is_non_event_label(label: str) -> bool:
+    """RevMan names a measure of swapped events "Risk Ratio (Non-event)"."""
+    return _measure_key(label).endswith("non event")
+
+
 def normalise_measure(label: str, method: Method | None = None) -> str:
     """The effect measure's code ("RR", "OR", "RD", "MD", "SMD", "PETO_OR"), or the
     label itself (white space tidied) for a generic measure such as "Ratio of means".
 
-    An odds ratio pooled with the Peto method is "PETO_OR".
+    An odds ratio pooled with the Peto method is "PETO_OR"; "(Non-event)" (RevMan's label
+    when events and non-events are swapped) does not change the measure.
     """
-    code = _MEASURES.get(_measure_key(label))
+    key = _measure_key(label)
+    if is_non_event_label(label):
+        key = key.removesuffix("non event").strip()
+    code = _MEASURES.get(key)
     if code is None:
         return " ".join(label.split())
     if code == "OR" and method == "PETO":
@@ -315,20 +374,37 @@ def normalise_method(label: str) -> Method | None:
 _JUDGEMENTS: dict[str, Judgement] = {
     "low": "low",
     "low risk": "low",
+    "low risk of bias": "low",
     "yes": "low",
     "high": "high",
     "high risk": "high",
+    "high risk of bias": "high",
     "no": "high",
     "unclear": "unclear",
     "unclear risk": "unclear",
+    "unclear risk of bias": "unclear",
     "unknown": "unclear",
     "some concerns": "some_concerns",
+    "moderate": "moderate",
+    "moderate risk": "moderate",
+    "moderate risk of bias": "moderate",
+    "serious": "serious",
+    "serious risk": "serious",
+    "serious risk of bias": "serious",
+    "critical": "critical",
+    "critical risk": "critical",
+    "critical risk of bias": "critical",
+    "no information": "no_information",
+    "not applicable": "not_applicable",
+    "n a": "not_applicable",
 }
 
 
 def judgement_from_label(label: str) -> Judgement | None:
     """ "Low risk"/"YES" -> "low", "High risk"/"NO" -> "high", "Unclear risk"/"UNKNOWN"
-    -> "unclear", "Some concerns" -> "some_concerns"; None for anything else."""
+    -> "unclear", "Some concerns" -> "some_concerns", ROBINS-I's "Moderate", "Serious",
+    "Critical", "No information", and "Not applicable"/"N/A" -> "not_applicable"; None for
+    anything else (kept verbatim by the caller, never guessed)."""
     return _JUDGEMENTS.get(_measure_key(label))
 
 

@@ -6,6 +6,15 @@ tables, the risk-of-bias items (``QUALITY_ITEMS``), and every analysis in
 ``ANALYSES_AND_DATA`` (dichotomous, continuous, generic inverse variance and O-E data)
 with its settings, subgroups, per-study data and the numbers RevMan computed.
 
+Lenient where RevMan is (see :mod:`trialpool.imports.log`): a risk-of-bias RESULT outside
+YES/NO/UNKNOWN is mapped when a faithful mapping exists ("Not applicable") and kept
+verbatim otherwise; an unknown METHOD or a missing EFFECT_MEASURE imports the analysis's
+data and stored numbers but marks it ``unsupported`` (left out of the plan); a stored
+number, flag or confidence level that does not parse is logged and read as missing or as
+RevMan's default; a missing input value makes the study not estimable. Each case is one
+line of the import log. Impossible input (a negative or fractional count, events above the
+total, a negative SD, a non-numeric input) is refused.
+
 Not read: review prose, people, summary-of-findings and additional tables, figures,
 "other data" outcomes (text only, no numbers; listed in ``Review.notes``).
 """
@@ -13,9 +22,11 @@ Not read: review prose, people, summary-of-findings and additional tables, figur
 from __future__ import annotations
 
 import re
+from typing import Literal
 from xml.etree.ElementTree import Element
 
 from trialpool.errors import ImportSourceError
+from trialpool.imports.log import ImportLog
 from trialpool.imports.model import (
     BiasDomain,
     BiasItem,
@@ -39,9 +50,7 @@ from trialpool.imports.safety import (
     element_text,
     fail,
     parse_count,
-    parse_flag,
     parse_input,
-    parse_number,
     parse_stored_count,
     parse_xml,
     parse_year,
@@ -80,19 +89,21 @@ _TOTALS = {"YES": "overall", "SUB": "subgroups", "NO": "none"}
 
 def read_rm5(data: bytes, source: str) -> Review:
     """Read a RevMan 5 file's bytes; ``source`` is the file name used in messages."""
-    return read_rm5_root(parse_xml(data, source), source)
+    log = ImportLog(source)
+    return read_rm5_root(parse_xml(data, source, log=log), source, log=log)
 
 
-def read_rm5_root(root: Element, source: str) -> Review:
+def read_rm5_root(root: Element, source: str, *, log: ImportLog | None = None) -> Review:
     """Read an already (safely) parsed RevMan 5 document."""
-    return _Rm5(source).read(root)
+    return _Rm5(source, log or ImportLog(source)).read(root)
 
 
 class _Rm5:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, log: ImportLog) -> None:
         self.source = source
         self.notes: list[str] = []
         self.used: dict[str, str] = {}
+        self.log = log
 
     def error(self, where: str | None, problem: str) -> ImportSourceError:
         return fail(self.source, where, problem)
@@ -126,6 +137,7 @@ class _Rm5:
             bias_domains=tuple(domains),
             bias_items=tuple(items),
             notes=tuple(self.notes),
+            log=tuple(self.log.entries),
         )
 
     def title(self, root: Element) -> tuple[str | None, str | None]:
@@ -265,7 +277,15 @@ class _Rm5:
                     continue
                 judgement = judgement_from_label(result)
                 if judgement is None:
-                    raise self.error(where, f"RESULT={result!r} is not YES, NO or UNKNOWN")
+                    self.log.add(
+                        where,
+                        "RESULT",
+                        result,
+                        "not YES, NO or UNKNOWN and no faithful mapping: kept verbatim as a "
+                        "claim, not as a judgement",
+                    )
+                elif result.strip().upper() not in {"YES", "NO", "UNKNOWN"}:
+                    self.log.add(where, "RESULT", result, f"read as the judgement {judgement}")
                 group_id = (entry.get("GROUP_ID") or "").strip()
                 self.used.setdefault(study_id, where)
                 items.append(
@@ -276,6 +296,7 @@ class _Rm5:
                         support=element_text(entry.find("DESCRIPTION")) or None,
                         outcome_group=groups.get(group_id, group_id) if group_id else None,
                         locator=where,
+                        label=result,
                     )
                 )
         return domains, items
@@ -318,31 +339,43 @@ class _Rm5:
     ) -> ReviewAnalysis:
         number = f"{c}.{o}"
         where = f"{outcome.tag} Analysis {number}"
+        unsupported: str | None = None
         method_raw = (outcome.get("METHOD") or "").strip()
         method = normalise_method(method_raw) if method_raw else _DEFAULT_METHOD[kind]
         if method is None:
-            raise self.error(where, f"METHOD={method_raw!r} is not MH, IV or PETO")
+            method = _DEFAULT_METHOD[kind]
+            unsupported = f"its statistical method {method_raw!r} is not MH, IV or Peto"
+            self.log.add(
+                where,
+                "METHOD",
+                method_raw,
+                "unknown method: data and RevMan's numbers "
+                "imported, the analysis is left out of the plan",
+            )
         measure_label = (outcome.get("EFFECT_MEASURE") or "").strip() or element_text(
             outcome.find("EFFECT_MEASURE")
         ).replace("\n", " ")
         if not measure_label:
-            raise self.error(where, "has no EFFECT_MEASURE")
-        data_type = _KINDS[kind]
-        if data_type == "o_e":
-            self.notes.append(
-                f"Analysis {number}: O-E and variance data; RevMan's stored results are kept"
+            unsupported = unsupported or "it names no effect measure"
+            self.log.add(
+                where,
+                "EFFECT_MEASURE",
+                "",
+                "no effect measure: data and RevMan's numbers "
+                "imported, the analysis is left out of the plan",
             )
+        data_type = _KINDS[kind]
 
         def flag(name: str, default: bool) -> bool:
-            value = parse_flag(outcome.get(name), self.source, where, name)
-            return default if value is None else value
+            return self.log.flag(outcome.get(name), where, name, default)
 
         def level(name: str) -> float:
-            value = parse_number(outcome.get(name), self.source, where, name)
+            value = self.log.stored_number(outcome.get(name), where, name)
             if value is None:
                 return 0.95
             if not 0 < value < 100:
-                raise self.error(where, f"{name}={outcome.get(name)!r} is not a confidence level")
+                self.log.add(where, name, outcome.get(name), "not a confidence level; 95% used")
+                return 0.95
             return value / 100
 
         subgroups: list[ReviewSubgroup] = []
@@ -371,9 +404,9 @@ class _Rm5:
         has_subgroups = bool(subgroups) and flag("SUBGROUPS", True)
         subgroup_test = None
         if has_subgroups:
-            chi2 = parse_number(outcome.get("Q"), self.source, where, "Q")
-            p = parse_number(outcome.get("P_Q"), self.source, where, "P_Q")
-            i2 = parse_number(outcome.get("I2_Q"), self.source, where, "I2_Q")
+            chi2 = self.log.stored_number(outcome.get("Q"), where, "Q")
+            p = self.log.stored_number(outcome.get("P_Q"), where, "P_Q")
+            i2 = self.log.stored_number(outcome.get("I2_Q"), where, "I2_Q")
             if chi2 is not None or p is not None:
                 subgroup_test = SubgroupTest(chi2=chi2, df=None, p=p, i2=i2)
         units = " ".join((outcome.get("UNITS") or "").split()) or None
@@ -411,17 +444,27 @@ class _Rm5:
             result=self.result(outcome, where),
             subgroup_test=subgroup_test,
             locator=f"{outcome.tag} NO={o} in COMPARISON NO={c} (Analysis {number})",
-            totals=_TOTALS.get((outcome.get("TOTALS") or "YES").strip().upper(), "overall"),
+            totals=self.totals(outcome.get("TOTALS"), where),
+            unsupported=unsupported,
         )
+
+    def totals(self, raw: str | None, where: str) -> Literal["overall", "subgroups", "none"]:
+        key = (raw or "YES").strip().upper()
+        totals = _TOTALS.get(key)
+        if totals is None:
+            self.log.add(where, "TOTALS", raw, "not YES, SUB or NO; RevMan's default (YES) used")
+            return "overall"
+        return totals
 
     def result(self, element: Element, where: str, *, totals: bool = True) -> RevManResult:
         def num(name: str) -> float | None:
-            return parse_number(element.get(name), self.source, where, name)
+            return self.log.stored_number(element.get(name), where, name)
 
         def count(name: str) -> int | None:
             if not totals:
                 return None
-            return parse_stored_count(element.get(name), self.source, where, name)
+            value = num(name)
+            return int(value) if value is not None and value.is_integer() else None
 
         return RevManResult(
             estimate=num("EFFECT_SIZE"),
@@ -438,12 +481,17 @@ class _Rm5:
             p_chi2=num("P_CHI2"),
             i2=num("I2"),
             k=count("STUDIES"),
-            estimable=parse_flag(element.get("ESTIMABLE"), self.source, where, "ESTIMABLE"),
+            estimable=self.estimable(element.get("ESTIMABLE"), where),
             events1=count("EVENTS_1"),
             total1=count("TOTAL_1"),
             events2=count("EVENTS_2"),
             total2=count("TOTAL_2"),
         )
+
+    def estimable(self, raw: str | None, where: str) -> bool | None:
+        if raw is None or not raw.strip():
+            return None
+        return self.log.flag(raw, where, "ESTIMABLE", True)
 
     def row(
         self, element: Element, data_type: DataType, number: str, subgroup: str | None
@@ -454,27 +502,25 @@ class _Rm5:
         where = f"{element.tag} STUDY_ID={study_id} in Analysis {number}"
         self.used.setdefault(study_id, where)
 
-        def required(name: str) -> str:
+        def present(name: str, needed: bool) -> str | None:
             value = element.get(name)
-            if value is None or not value.strip():
-                raise self.error(where, f"{name} is missing")
+            if needed and (value is None or not value.strip()):
+                self.log.add(where, name, "", "missing; the study is not estimable here")
             return value
 
         def count(name: str, *, needed: bool = True) -> int | None:
-            value = required(name) if needed else element.get(name)
-            return parse_count(value, self.source, where, name)
+            return parse_count(present(name, needed), self.source, where, name)
 
-        def number_in(name: str, *, non_negative: bool = False) -> float:
-            value = parse_input(required(name), self.source, where, name)
-            if value is None:
-                raise self.error(where, f"{name} is missing")
-            if non_negative and value < 0:
-                raise self.error(where, f"{name}={element.get(name)!r} is negative")
-            return value
-
-        def optional_in(name: str, *, non_negative: bool = False) -> float | None:
-            # generic and O-E inputs: a study without a usable estimate is kept, not estimable
-            value = parse_number(required(name), self.source, where, name)
+        def number_in(
+            name: str, *, non_negative: bool = False, non_finite: bool = False
+        ) -> float | None:
+            # a study without a usable value is kept, not estimable (as RevMan shows it);
+            # generic and O-E inputs may be stored as "NaN" for a study without an estimate
+            raw = present(name, True)
+            if non_finite and raw is not None and raw.strip().lower() in _NON_FINITE:
+                self.log.add(where, name, raw, "not a finite number; the study is not estimable")
+                return None
+            value = parse_input(raw, self.source, where, name)
             if non_negative and value is not None and value < 0:
                 raise self.error(where, f"{name}={element.get(name)!r} is negative")
             return value
@@ -485,8 +531,7 @@ class _Rm5:
             values |= {"e2": count("EVENTS_2"), "n2": count("TOTAL_2")}
             for arm in ("1", "2"):
                 events, total = values[f"e{arm}"], values[f"n{arm}"]
-                assert isinstance(events, int) and isinstance(total, int)
-                if events > total:
+                if isinstance(events, int) and isinstance(total, int) and events > total:
                     raise self.error(where, f"EVENTS_{arm}={events} > TOTAL_{arm}={total}")
         elif data_type == "continuous":
             values = {
@@ -499,15 +544,15 @@ class _Rm5:
             }
         elif data_type == "generic":
             values = {
-                "estimate": optional_in("ESTIMATE"),
-                "se": optional_in("SE", non_negative=True),
+                "estimate": number_in("ESTIMATE", non_finite=True),
+                "se": number_in("SE", non_negative=True, non_finite=True),
                 "n1": count("TOTAL_1", needed=False),
                 "n2": count("TOTAL_2", needed=False),
             }
         else:
             values = {
-                "oe": optional_in("O_E"),
-                "variance": optional_in("VAR", non_negative=True),
+                "oe": number_in("O_E", non_finite=True),
+                "variance": number_in("VAR", non_negative=True, non_finite=True),
                 "n1": count("TOTAL_1", needed=False),
                 "n2": count("TOTAL_2", needed=False),
             }
@@ -522,7 +567,17 @@ class _Rm5:
             applicability=None,
             stored=self.result(element, where, totals=False),
             footnote=footnote,
-            order=parse_stored_count(element.get("ORDER"), self.source, where, "ORDER"),
+            order=parse_stored_count(element.get("ORDER"), self.source, where, "ORDER")
+            if _is_count(element.get("ORDER"))
+            else None,
             locator=locator,
             **values,  # type: ignore[arg-type]
         )
+
+
+_NON_FINITE = frozenset({"nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"})
+_WHOLE = re.compile(r"^\s*\d+(?:\.0*)?\s*$")
+
+
+def _is_count(raw: str | None) -> bool:
+    return raw is not None and bool(_WHOLE.match(raw))

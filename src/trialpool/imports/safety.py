@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -115,11 +116,93 @@ def is_blank(data: bytes) -> bool:
 # --------------------------------------------------------------------------- XML
 
 
-def parse_xml(data: bytes, source: str) -> Element:
+_DECLARATION = re.compile(
+    rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']"""
+)
+_LATIN1_NAMES = frozenset({"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1"})
+#: bytes that cp1252 maps to printable characters where ISO-8859-1 has C1 controls
+_C1 = re.compile(rb"[\x80-\x9f]")
+
+
+class EncodingNote:
+    """What ``xml_bytes`` did to a document's encoding, for the import log."""
+
+    def __init__(self, declared: str | None, action: str, first: int) -> None:
+        self.declared = declared
+        self.action = action
+        self.first = first
+
+
+def xml_bytes(data: bytes) -> tuple[bytes, EncodingNote | None]:
+    """The document as the XML parser should see it.
+
+    RevMan 5 wrote some files with Windows-1252 (cp1252) bytes: declared as UTF-8 (or not
+    declared) but not valid UTF-8, or declared ISO-8859-1 but holding cp1252's printable
+    characters in 0x80-0x9F (curly quotes, dashes, the euro sign), which ISO-8859-1 reads
+    as invisible control characters. Such bytes are decoded as cp1252 (the five bytes
+    cp1252 leaves undefined as ISO-8859-1) and the document re-encoded as UTF-8 with its
+    declaration saying so. Anything else is returned unchanged, for the parser to judge.
+    """
+    match = _DECLARATION.match(data[:1024])
+    declared = match.group(1).decode("ascii").lower() if match else None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data, None
+    if declared in (None, "utf-8", "utf8"):
+        try:
+            data.decode("utf-8")
+            return data, None
+        except UnicodeDecodeError as exc:
+            first = exc.start
+        action = (
+            f"not valid UTF-8 (first at byte {first}); the file was read as Windows-1252 (cp1252)"
+        )
+    elif declared in _LATIN1_NAMES:
+        c1 = _C1.search(data)
+        if c1 is None:
+            return data, None
+        first = c1.start()
+        action = (
+            f"declared {declared.upper()} but holds bytes 0x80-0x9F (first at byte {first}); "
+            "they were read as Windows-1252 (cp1252) characters"
+        )
+    else:
+        return data, None
+    text = data.decode("cp1252", errors="_trialpool_latin1")
+    text = _DECLARATION_TEXT.sub(r"\g<1>UTF-8\g<2>", text, count=1)
+    return text.encode("utf-8"), EncodingNote(declared, action, first)
+
+
+_DECLARATION_TEXT = re.compile(
+    r"""^(\ufeff?\s*<\?xml[^>]*?\bencoding\s*=\s*["'])[A-Za-z0-9._-]+(["'])"""
+)
+
+
+def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):  # pragma: no cover - decoding only
+        raise error
+    bad = error.object[error.start : error.end]
+    return bad.decode("latin-1"), error.end
+
+
+codecs.register_error("_trialpool_latin1", _latin1_fallback)
+
+
+class Logger(Protocol):
+    """Where a reader writes its import-log entries (``imports.log.ImportLog``)."""
+
+    def add(self, row: str, field: str, value: object, action: str) -> None: ...
+
+
+def parse_xml(data: bytes, source: str, *, log: Logger | None = None) -> Element:
     """Parse XML with DTDs, entities and external references forbidden.
 
-    The encoding is the one the XML declaration names (UTF-8 when none), as XML says.
+    The encoding is the one the XML declaration names (UTF-8 when none), as XML says;
+    Windows-1252 bytes that RevMan 5 wrote into files declared otherwise are read as such
+    (see :func:`xml_bytes`) and, when ``log`` (an ``ImportLog``) is given, logged.
     """
+    data, note = xml_bytes(data)
+    if note is not None and log is not None:
+        log.add("XML declaration", "encoding", note.declared or "(none)", note.action)
     try:
         return SafeElementTree.fromstring(
             data, forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -268,24 +351,52 @@ def parse_number(
 def parse_input(
     value: str | None, source: str, where: str, name: str, *, grouped: bool = False
 ) -> float | None:
-    """A study's input number: missing gives None, but NaN or infinity raise."""
-    if not is_missing(value) and value is not None and value.strip().lower() in _NON_FINITE:
-        raise fail(source, where, f"{name}={value.strip()!r} is not a finite number")
-    return parse_number(value, source, where, name, grouped=grouped)
+    """A study's input number: missing gives None, but NaN, infinity and numbers too large
+    for a double (``1e400``) raise."""
+    if is_missing(value) or value is None:
+        return None
+    text = value.strip()
+    if text.lower() in _NON_FINITE:
+        raise fail(source, where, f"{name}={text!r} is not a finite number")
+    number = parse_number(value, source, where, name, grouped=grouped)
+    if number is None:  # a well-formed number that overflows a double
+        raise fail(source, where, f"{name}={_shown(text)} is not a finite number")
+    return number
+
+
+#: the largest count kept (a signed 64-bit integer, as Table Schema's integer is read)
+MAX_COUNT = 2**63 - 1
 
 
 def parse_count(
     value: str | None, source: str, where: str, name: str, *, grouped: bool = False
 ) -> int | None:
-    """A non-negative whole number (events, participants), or None when missing."""
+    """A non-negative whole number (events, participants) up to ``MAX_COUNT``, or None
+    when missing."""
     number = parse_input(value, source, where, name, grouped=grouped)
-    if number is None:
+    if number is None or value is None:
         return None
-    if number != int(number):
-        raise fail(source, where, f"{name}={value.strip()!r} is not a whole number")  # type: ignore[union-attr]
+    text = _shown(value.strip())
+    if not number.is_integer():
+        raise fail(source, where, f"{name}={text} is not a whole number")
     if number < 0:
-        raise fail(source, where, f"{name}={value.strip()!r} is negative")  # type: ignore[union-attr]
-    return int(number)
+        raise fail(source, where, f"{name}={text} is negative")
+    if number > MAX_COUNT:
+        raise fail(source, where, f"{name}={text} is larger than the largest count ({MAX_COUNT})")
+    count = int(number)
+    digits = value.strip().replace(",", "") if grouped else value.strip()
+    if re.fullmatch(r"\+?\d+", digits):  # exact for whole numbers beyond a double's precision
+        count = int(digits)
+        if count > MAX_COUNT:
+            raise fail(
+                source, where, f"{name}={text} is larger than the largest count ({MAX_COUNT})"
+            )
+    return count
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value for a one-line message: quoted, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def parse_stored_count(value: str | None, source: str, where: str, name: str) -> int | None:
@@ -362,7 +473,8 @@ def decode_text(data: bytes, source: str, *, fallback: str | None = None) -> str
     except UnicodeDecodeError as exc:
         if fallback is None:
             raise fail(source, None, f"not valid UTF-8 (byte {exc.start})") from None
-        return data.decode(fallback, errors="replace")
+        # cp1252 leaves five bytes undefined: those are read as ISO-8859-1
+        return data.decode(fallback, errors="_trialpool_latin1")
 
 
 def read_csv(text: str, source: str) -> list[list[str]]:

@@ -15,14 +15,21 @@ resources, lossless where the core has a place for it, and say what has none:
   (``effect_estimates``), and an analysis of the plan with the review's own settings;
 * RevMan's stored numbers (overall, per subgroup, per study, the test for subgroup
   differences) -> ``published_results``, for the reproduction audit;
-* risk-of-bias judgements -> ``bias_judgements`` (RoB 1, or RoB 2 where the review
-  judges "some concerns").
+* risk-of-bias judgements -> ``bias_judgements`` (the tool whose levels the review's
+  judgements of that scope use: RoB 1, RoB 2 where it judges "some concerns", ROBINS-I
+  where it judges "moderate", "serious", "critical" or "no information", ``other`` when
+  they mix levels of several tools); a judgement with no faithful mapping -> a claim
+  (``risk_of_bias_<domain>``) that keeps it verbatim;
+* O-E and variance data -> ``effect_estimates`` (Peto: log effect (O-E)/V, SE 1/sqrt(V),
+  ``verification = derived``), pooled by inverse variance as RevMan does.
 
 Every row cites the review (``source_id``) and a locator (e.g. ``Analysis 1.1,
 STD-Brink-1951``); every value is ``verification = secondary`` (taken from a review).
 Values the core cannot hold (an arm with no participants, an SD of 0, a generic estimate
 without an SE) are left out with a note: the analysis then shows that study as not
-estimable, as RevMan does.
+estimable, as RevMan does. Every such case, and every case the reader logged, is one line
+of the import log (``Tables.log``); an analysis trialpool cannot re-run (``unsupported``)
+or that has no study rows keeps its data and RevMan's numbers but is left out of the plan.
 """
 
 from __future__ import annotations
@@ -31,16 +38,21 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trialpool.analysis.reproduce import NOT_ESTIMABLE
 from trialpool.imports.model import (
+    LogEntry,
     Review,
     ReviewAnalysis,
     ReviewRow,
     ReviewStudy,
     RevManResult,
 )
+from trialpool.package.core import core_resources
+from trialpool.package.loader import Resource
+from trialpool.validate.rules import tool_vocabulary
 
 AS_REPORTED = "as_reported"
 Row = dict[str, Any]
@@ -115,6 +127,8 @@ class Tables:
     rows: dict[str, list[Row]] = field(default_factory=dict)
     analyses: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the import log: the reader's cases, then the mapping's (see imports.log)
+    log: list[LogEntry] = field(default_factory=list)
 
     def add(self, resource: str, row: Row) -> None:
         self.rows.setdefault(resource, []).append(row)
@@ -140,6 +154,15 @@ class _Builder:
         self.studies: dict[str, ReviewStudy] = {s.study_id: s for s in review.studies}
         self.claim_numbers: dict[str, int] = {}
         self.decimals = stored_decimals(review)
+        self.t.log.extend(review.log)
+        for text in review.notes:
+            self.t.notes.append(text)
+            self.t.log.append(LogEntry.of(review.source_file, "", "", "", text))
+
+    def note(self, where: str, field: str, value: object, action: str) -> None:
+        """A case of the mapping: a note for the README and plan, a line of the log."""
+        self.t.notes.append(f"{where}: {action}")
+        self.t.log.append(LogEntry.of(self.review.source_file, where, field, value, action))
 
     # -- studies, screening, claims -------------------------------------------------
 
@@ -226,7 +249,16 @@ class _Builder:
             "(see the claims characteristics_methods).",
         }
 
-    def _claim(self, sid: str, fieldname: str, value: str, key: str) -> None:
+    def _claim(
+        self,
+        sid: str,
+        fieldname: str,
+        value: str,
+        key: str,
+        *,
+        locator: str | None = None,
+        note: str = "",
+    ) -> None:
         n = self.claim_numbers.get(sid, 0) + 1
         self.claim_numbers[sid] = n
         self.t.add(
@@ -237,10 +269,10 @@ class _Builder:
                 "field": fieldname,
                 "value": value,
                 "source_id": self.source_id,
-                "locator": f"Characteristics of included studies, {key}",
+                "locator": locator or f"Characteristics of included studies, {key}",
                 "status": "secondary",
                 "resolution": "",
-                "note": "",
+                "note": note,
             },
         )
 
@@ -316,19 +348,13 @@ class _Builder:
 
     def add_analysis(self, analysis: ReviewAnalysis) -> None:
         where = f"Analysis {analysis.number}"
-        if analysis.data_type == "o_e":
-            self.t.notes.append(
-                f"{where} ({analysis.name}): O-E and variance data are not imported "
-                "(the core has no place for them); it is left out of the plan."
-            )
-            return
         outcome = "a" + analysis.number.replace(".", "_")
         self.t.add(
             "outcomes",
             {
                 "outcome_id": outcome,
                 "label": analysis.name,
-                "data_type": analysis.data_type,
+                "data_type": "generic" if analysis.data_type == "o_e" else analysis.data_type,
                 "unit": analysis.units or "",
                 "direction": "unclear",
                 "description": f"{analysis.comparison_name}: {analysis.name}",
@@ -356,9 +382,11 @@ class _Builder:
                 by_subgroup.setdefault(row.subgroup, []).append(pair.comparison_id)
             self._data_rows(analysis, outcome, row, pair)
             if row.applicability not in (None, "SUBGROUP_AND_OVERALL"):
-                self.t.notes.append(
-                    f"{where}: {row.study_id} has applicability {row.applicability}; it is "
-                    "pooled in its subgroup and in the total alike."
+                self.note(
+                    row.locator or where,
+                    "Applicability",
+                    row.applicability,
+                    f"{row.study_id} is pooled in its subgroup and in the total alike",
                 )
         self._published(analysis, outcome)
         names = {s.number: s.name for s in analysis.subgroups}
@@ -371,8 +399,8 @@ class _Builder:
             "outcome_label": analysis.name,
             "timepoint": AS_REPORTED,
             "unit": analysis.units,
-            "data_type": analysis.data_type,
-            "method": analysis.method,
+            "data_type": "generic" if analysis.data_type == "o_e" else analysis.data_type,
+            "method": "IV" if analysis.data_type == "o_e" else analysis.method,
             "measure": analysis.measure,
             "random": analysis.random,
             "tau2_method": "REML" if (analysis.tau2_method or "").upper() == "REML" else "DL",
@@ -380,7 +408,7 @@ class _Builder:
             "level": round(analysis.level * 100, 10),
             "study_level": round(analysis.study_level * 100, 10),
             "prediction": analysis.prediction,
-            "log_data": analysis.log_data,
+            "log_data": analysis.log_data or analysis.data_type == "o_e",
             "swap_events": analysis.swap_events,
             "totals": analysis.totals,
             "subgroup_test": analysis.subgroup_test_shown,
@@ -400,13 +428,36 @@ class _Builder:
             "published_decimals": self.decimals,
             "reproduces": f"{self.review.review_id or self.review.source_file}, {where}",
         }
-        if (analysis.tau2_method or "DL").upper() not in ("DL", "REML"):
-            plan["notes"] = (
+        notes: list[str] = []
+        if analysis.random and (analysis.tau2_method or "DL").upper() not in ("DL", "REML"):
+            notes.append(
                 f"The review's heterogeneity estimator {analysis.tau2_method} is not "
                 "implemented; DerSimonian-Laird is used."
             )
+            self.note(where, "Heterogeneity estimator", analysis.tau2_method, notes[-1])
+        if analysis.ci_method.upper() not in ("WALD", "HKSJ"):
+            notes.append(
+                f"The review's CI method {analysis.ci_method} is not implemented; Wald "
+                "intervals are used."
+            )
+        if analysis.data_type == "o_e":
+            notes.append(
+                "O-E and variance data: each study's log effect is (O-E)/V with SE 1/sqrt(V) "
+                "(Peto), pooled by inverse variance, as RevMan does."
+            )
+        if notes:
+            plan["notes"] = " ".join(notes)
+        if analysis.unsupported:
+            self.note(
+                where,
+                "",
+                analysis.name,
+                f"not in the plan: {analysis.unsupported} (its data and RevMan's numbers are "
+                "in the package)",
+            )
+            return
         if not comparison_ids:
-            self.t.notes.append(f"{where} ({analysis.name}) has no study rows; not in the plan.")
+            self.note(where, "", analysis.name, "no study rows; not in the plan")
             return
         self.t.analyses.append(plan)
 
@@ -425,7 +476,12 @@ class _Builder:
         if a.data_type == "dichotomous":
             for arm, e, n in ((pair.experimental, row.e1, row.n1), (pair.control, row.e2, row.n2)):
                 if e is None or n is None or n < 1:
-                    self.t.notes.append(f"{locator}: arm {arm} has no participants; not kept.")
+                    self.note(
+                        locator,
+                        "events/total",
+                        f"{e}/{n}",
+                        f"arm {arm} has no participants; not kept (not estimable, as in RevMan)",
+                    )
                     continue
                 self.t.add(
                     "dichotomous_outcomes",
@@ -445,8 +501,12 @@ class _Builder:
             )
             for arm, m, sd, n in arms:
                 if m is None or sd is None or n is None or n < 1 or not sd > 0:
-                    self.t.notes.append(
-                        f"{locator}: arm {arm} has no usable mean, SD > 0 and n; not kept."
+                    self.note(
+                        locator,
+                        "mean/SD/N",
+                        f"{m}/{sd}/{n}",
+                        f"arm {arm} has no usable mean, "
+                        "SD > 0 and N; not kept (not estimable, as in RevMan)",
                     )
                     continue
                 self.t.add(
@@ -470,8 +530,32 @@ class _Builder:
                     },
                 )
         else:
-            if row.estimate is None or row.se is None or not row.se > 0:
-                self.t.notes.append(f"{locator}: no estimate with an SE > 0; not kept.")
+            estimate, se, derivation, verification = row.estimate, row.se, "", "secondary"
+            notes = row.footnote or ""
+            if a.data_type == "o_e":
+                if row.oe is None or row.variance is None or not row.variance > 0:
+                    self.note(
+                        locator,
+                        "O-E/Var",
+                        f"{row.oe}/{row.variance}",
+                        "no O-E with a variance > 0; not kept (not estimable, as in RevMan)",
+                    )
+                    return
+                estimate, se = row.oe / row.variance, 1 / math.sqrt(row.variance)
+                verification = "derived"
+                derivation = (
+                    "Peto's method for O-E and variance data (Deeks & Higgins, Statistical "
+                    "algorithms in RevMan 5): log effect = (O-E)/V, SE = 1/sqrt(V)"
+                )
+                given = f"O-E = {number_text(row.oe)}, V = {number_text(row.variance)}"
+                notes = f"{given} (as the review gives them). {notes}".strip()
+            elif estimate is None or se is None or not se > 0:
+                self.note(
+                    locator,
+                    "estimate/SE",
+                    f"{estimate}/{se}",
+                    "no estimate with an SE > 0; not kept (not estimable, as in RevMan)",
+                )
                 return
             self.t.add(
                 "effect_estimates",
@@ -481,16 +565,16 @@ class _Builder:
                     "timepoint": AS_REPORTED,
                     "timepoint_weeks": "",
                     "measure": a.measure_label,
-                    "log_scale": "true" if a.log_data else "false",
-                    "estimate": number_text(row.estimate),
-                    "se": number_text(row.se),
+                    "log_scale": "true" if a.log_data or a.data_type == "o_e" else "false",
+                    "estimate": number_text(estimate),
+                    "se": number_text(se),
                     "n_experimental": "" if row.n1 is None else str(row.n1),
                     "n_control": "" if row.n2 is None else str(row.n2),
                     "source_id": self.source_id,
                     "locator": locator,
-                    "verification": "secondary",
-                    "derivation": "",
-                    "notes": row.footnote or "",
+                    "verification": verification,
+                    "derivation": derivation,
+                    "notes": notes,
                 },
             )
 
@@ -621,25 +705,34 @@ class _Builder:
     def add_bias(self) -> None:
         domains = {d.domain_id: d for d in self.review.bias_domains}
         seen: set[tuple[str, str, str, str]] = set()
-        # RoB 2 where a scope has a "some concerns" judgement (RoB 1 has no such level)
-        rob2_scopes = {
-            item.analysis or item.outcome_group or "all"
-            for item in self.review.bias_items
-            if item.judgement == "some_concerns"
-        }
+        tools = _scope_tools(self.review)
         for item in self.review.bias_items:
             scope = item.analysis or item.outcome_group or "all"
-            tool = "rob2" if item.analysis is not None or scope in rob2_scopes else "rob1"
+            tool = tools[scope]
             domain = domains.get(item.domain_id)
             label = domain.label if domain is not None else item.domain_id
             sid = self.study_id(item.study_id)
             code = slug(label, prefix="d")[:60]
             scope_text = "all" if scope in ("", "All outcomes") else scope
+            if item.judgement is None:
+                support = f" The review's support: {item.support}" if item.support else ""
+                self._claim(
+                    sid,
+                    f"risk_of_bias_{code}"[:60],
+                    item.label or "",
+                    label,
+                    locator=item.locator,
+                    note=f"Risk-of-bias judgement for {label} ({scope_text}) as the review "
+                    f"gives it; it has no faithful mapping to trialpool's judgements.{support}",
+                )
+                continue
             key = (sid, tool, code, scope_text)
             if key in seen:
-                self.t.notes.append(
-                    f"{item.locator}: a second judgement for {sid}, {label}, {scope_text}; "
-                    "the first is kept."
+                self.note(
+                    item.locator,
+                    "judgement",
+                    item.label or item.judgement,
+                    f"a second judgement for {sid}, {label}, {scope_text}; the first is kept",
                 )
                 continue
             seen.add(key)
@@ -658,6 +751,46 @@ class _Builder:
                     "notes": item.locator,
                 },
             )
+        for scope, tool in tools.items():
+            if tool == "other":
+                self.note(
+                    f"risk of bias ({scope})",
+                    "tool",
+                    ", ".join(sorted(_scope_judgements(self.review)[scope])),
+                    "the judgements mix levels of several tools: kept under tool 'other'",
+                )
+
+
+def _scope_judgements(review: Review) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for item in review.bias_items:
+        scope = item.analysis or item.outcome_group or "all"
+        out.setdefault(scope, set())
+        if item.judgement is not None:
+            out[scope].add(item.judgement)
+    return out
+
+
+def _tool_levels() -> dict[str, set[str]]:
+    """Each tool's judgements, as the bias_judgements schema documents them."""
+    spec = next(r for r in core_resources() if r.name == "bias_judgements")
+    vocab = tool_vocabulary(Resource(spec.name, Path(), spec.schema()), "judgement")
+    if vocab is None:  # pragma: no cover - the core schema documents every tool
+        raise RuntimeError("the bias_judgements schema does not document its tools' levels")
+    return vocab
+
+
+def _scope_tools(review: Review) -> dict[str, str]:
+    """The tool of each scope: the first whose levels hold every judgement of the scope
+    (RoB 2 first for judgements per analysis, RoB 1 first otherwise), else ``other``."""
+    levels = _tool_levels()
+    by_analysis = {item.analysis for item in review.bias_items if item.analysis is not None}
+    out: dict[str, str] = {}
+    for scope, judged in _scope_judgements(review).items():
+        order = ["rob2", "rob1"] if scope in by_analysis else ["rob1", "rob2"]
+        order += [t for t in sorted(levels) if t not in order and t != "other"] + ["other"]
+        out[scope] = next((t for t in order if t in levels and judged <= levels[t]), "other")
+    return out
 
 
 def review_tables(review: Review, source_id: str) -> Tables:
