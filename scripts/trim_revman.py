@@ -8,8 +8,10 @@ SOURCE_DIR holds the files described in ``tests/fixtures/revman/README.md`` (Rev
 the review prose (``MAIN_TEXT``, ``FEEDBACK``, ``APPENDICES``, ``WHATS_NEW``, ``HISTORY``)
 are removed; every data element (studies, references, characteristics, quality items,
 analyses and RevMan's stored results) is kept byte for byte in its attributes. CSV files
-and data packages are copied as published (they hold data only). The source files are
-only read.
+and data packages are copied as published (they hold data only), except that e-mail
+addresses (trial contacts in the study information of awaiting and ongoing studies) are
+replaced by "[e-mail removed]" in a data package's CSV, JSON and RIS files, with the line
+ends as published. The source files are only read.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ def trim_rm5(src: Path, dest: Path) -> None:
     dest.write_bytes(text.encode(encoding, errors="xmlcharrefreplace"))
 
 
+EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+")
+_TEXT_SUFFIXES = {".csv", ".json", ".ris"}
+
+
+def copy_package(src: Path, dest: Path) -> None:
+    """Copy a data package folder, e-mail addresses removed from its text files."""
+    for path in sorted(src.rglob("*")):
+        target = dest / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.suffix.lower() in _TEXT_SUFFIXES:
+            target.write_bytes(EMAIL.sub(b"[e-mail removed]", path.read_bytes()))
+        else:
+            shutil.copyfile(path, target)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
@@ -66,7 +84,7 @@ def main(argv: list[str]) -> int:
         elif path.suffix == ".csv":
             shutil.copyfile(path, dest / path.name)
         elif path.is_dir() and path.name == "cochrane-data-package":
-            shutil.copytree(path, dest / path.name, dirs_exist_ok=True)
+            copy_package(path, dest / path.name)
         else:
             continue
         print(f"{path.name} -> {dest / path.name}")

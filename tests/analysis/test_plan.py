@@ -106,7 +106,7 @@ def test_default_plan_outcomes_are_in_the_package_vocabulary() -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        ({"title": "t", "analyses": []}, "analyses"),
+        ({"title": "t"}, "analyses"),  # an empty list is allowed: a review of study data only
         (_minimal(measure="XX"), "measure"),
         (_minimal(id="Bad Id"), "id"),
         (_minimal(sensitivity=[{"rule": "by_hand", "studies": ["a"]}]), "sensitivity"),

@@ -307,7 +307,7 @@ def _check_package(review: Review) -> None:
 
 
 def test_package_folder() -> None:
-    _check_package(read_review(REVMAN / "cochrane-data-package"))
+    _check_package(read_review(PACKAGE))
 
 
 def _zip_folder(folder: Path, target: Path) -> Path:

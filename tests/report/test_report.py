@@ -716,7 +716,7 @@ def test_invalid_plan_refused(
 ) -> None:
     descriptor = make_package()
     plan = tmp_path / "plan.json"
-    plan.write_text('{"title": "x", "analyses": []}', encoding="utf-8")
+    plan.write_text('{"title": "x"}', encoding="utf-8")  # no analyses at all
     assert run_report(descriptor, plan=plan, out=tmp_path / "r", console=_quiet()) == 1
     err = capsys.readouterr().err
     assert "invalid analysis plan" in err and err.count("\n") == 1

@@ -590,7 +590,7 @@ def test_tool_vocabulary_read_from_schema(make_package: Callable[..., Path]) -> 
     bias = load_package(REPO / "datapackage.json").resources["bias_judgements"]
     judgement = checks_rules.tool_vocabulary(bias, "judgement")
     assert judgement is not None
-    assert judgement["rob2"] == {"low", "some_concerns", "high"}
+    assert judgement["rob2"] == {"low", "some_concerns", "high", "not_applicable"}
     assert set().union(*judgement.values()) == set(checks_rules.enum_of(bias, "judgement"))
     # core 1.0: a domain is a code (a review's own domains are allowed, with domain_label),
     # not an enum, so domain-not-for-tool does not apply; the pattern is Table Schema's

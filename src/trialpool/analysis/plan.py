@@ -370,7 +370,9 @@ class AnalysisPlan(_Model):
         ),
     )
     defaults: PlanDefaults = Field(default_factory=PlanDefaults)
-    analyses: list[AnyAnalysis] = Field(min_length=1)
+    analyses: list[AnyAnalysis] = Field(
+        description="The analyses; empty for a review that holds study data only."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -7,6 +7,12 @@ full doubles (RevMan 5 files) to 1e-6 relative; numbers the source rounded (a Co
 data package prints 6 decimals, a RevMan 5 CSV export 8) to half a unit of the last
 decimal the source kept (``RevManAnalysis.published_decimals``).
 
+With HKSJ intervals RevMan Web stores, as "Effect P", the P of the Wald (normal) test of
+the same random-effects estimate, not the P of its HKSJ t statistic (review CD007798,
+data package specification 2.3, every HKSJ analysis): the stored P is compared with that
+Wald P (``ReviewTotal.p_wald``), which trialpool computes alongside, while trialpool's own
+``p_value`` stays the HKSJ t test's.
+
 Two kinds of difference are known and named, never hidden:
 
 * ``q_p`` (P of Chi²): RevMan computes the chi² tail with an approximation that is up to
@@ -14,6 +20,8 @@ Two kinds of difference are known and named, never hidden:
   value within 5e-5 above the exact one is marked as that known approximation.
 * one-study totals: RevMan sometimes stores a Chi² of rounding noise (about 1e-31) for a
   single study and then P = 0 and I² = 100%, where the exact values are P = 1, I² = 0.
+* one-study totals with HKSJ: RevMan Web stores a t statistic of 0 (there is no t test on
+  0 df), where trialpool gives the single study's z.
 """
 
 from __future__ import annotations
@@ -101,6 +109,7 @@ def _check(
     *,
     df: int | None = None,
     single_noise: bool = False,
+    k: int | None = None,
 ) -> Check | None:
     if published is None:
         return None
@@ -115,6 +124,11 @@ def _check(
         elif quantity == "q_p" and df == 0:
             known = (
                 "P of a Chi² on 0 df is undefined: RevMan Web stores 0, RevMan 5 and trialpool 1"
+            )
+        elif quantity == "z" and published == 0 and k == 1 and a.ci_method == "HKSJ":
+            known = (
+                "t statistic of a single study with HKSJ: RevMan Web stores 0 (no t test on "
+                "0 df), trialpool the study's z"
             )
     return Check(a.id, scope, where, quantity, published, ours, tol, agrees, known)
 
@@ -136,6 +150,8 @@ def _total_checks(
     for quantity, attr in _TOTAL_FIELDS.items():
         published = _float(row.get(quantity))
         value = None if ours is None else getattr(ours, attr)
+        if quantity == "p_value" and ours is not None and ours.p_wald is not None:
+            value = ours.p_wald  # RevMan Web's "Effect P" with HKSJ (see the docstring)
         if quantity == "q_df" and value is not None:
             value = float(value)
         check = _check(
@@ -147,6 +163,7 @@ def _total_checks(
             value,
             df=None if df is None else int(df),
             single_noise=single_noise,
+            k=None if ours is None else ours.k,
         )
         if check is not None:
             out.append(check)

@@ -87,6 +87,8 @@ class ReviewTotal(_Model):
     pi_lower: float | None = None
     pi_upper: float | None = None
     weight: float | None = None
+    #: with HKSJ: the Wald test's P, which RevMan Web stores as its "Effect P"
+    p_wald: float | None = None
 
 
 class ReviewSubgroup(ReviewTotal):
@@ -265,6 +267,7 @@ def _total(fit: RevManFit) -> dict[str, Any]:
         "pi_lower": fit.pi_lower,
         "pi_upper": fit.pi_upper,
         "weight": fit.weight,
+        "p_wald": fit.p_wald,
     }
 
 

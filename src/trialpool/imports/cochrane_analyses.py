@@ -249,7 +249,7 @@ class _AnalysisFiles(_StudyFiles):
             why = why or unsupported("Effect measure", "", "it names no effect measure")
             measure_label = ""
         model = normalise_header(value("model") or "")
-        if not model.startswith(("random", "fixed")):
+        if not model.startswith(("random", "fixed", "common")):
             why = why or unsupported(
                 "Analysis model",
                 value("model"),

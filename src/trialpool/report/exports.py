@@ -84,10 +84,16 @@ TOOL_DOMAINS: dict[str, list[tuple[str, str]]] = {
         ("measurement_of_outcomes", "Bias in measurement of outcomes"),
         ("selection_of_reported_result", "Bias in selection of the reported result"),
     ],
+    "other": [],  # a tool trialpool does not know: the review's own domains (Generic)
 }
 
 #: robvis template name of each tool.
-ROBVIS_TOOL: dict[str, str] = {"rob1": "ROB1", "rob2": "ROB2", "robins_i": "ROBINS-I"}
+ROBVIS_TOOL: dict[str, str] = {
+    "rob1": "ROB1",
+    "rob2": "ROB2",
+    "robins_i": "ROBINS-I",
+    "other": "Generic",
+}
 
 
 # --- safe CSV ------------------------------------------------------------------------

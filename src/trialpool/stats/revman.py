@@ -196,6 +196,10 @@ class RevManFit:
     pi_upper: float | None
     weight: float | None
     studies: tuple[RevManStudy, ...]
+    #: with HKSJ intervals: the P of the Wald (normal) test of the same random-effects
+    #: estimate, which RevMan Web stores as "Effect P" beside the HKSJ t statistic and CI
+    #: (found in review CD007798, data package spec 2.3: all 36 HKSJ analyses); else None
+    p_wald: float | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +361,8 @@ class _Pooled:
     df: int
     i2: float
     weights: FloatArray  # unnormalised, for the pooled studies (in index order)
+    #: the SE before the HKSJ scale (the Wald SE of the same model)
+    se_wald: float | None = None
 
 
 @dataclass(frozen=True)
@@ -454,7 +460,9 @@ def _pool(e: _Effects, idx: NDArray[np.intp], s: RevManSettings) -> _Pooled:
         theta = float((wts * y).sum() / wts.sum())
         se = math.sqrt(1 / wts.sum())
         if s.ci_method == "HKSJ":
+            se_wald = se
             se *= math.sqrt(float((wts * (y - theta) ** 2).sum() / df))
+            return _Pooled(k, theta, se, tau2, q, df, i2, wts, se_wald)
     return _Pooled(k, theta, se, tau2, q, df, i2, wts)
 
 
@@ -524,9 +532,12 @@ def _fit(
     if used.size == 0:
         return _not_estimable(0, _why_none(e, idx), studies)
     r = _pool(e, used, s)
+    p_wald = None
     if centre is None:
         inf = _infer(r.theta, r.se, r.k, r.tau2, s)
         theta, se = r.theta, r.se
+        if r.se_wald is not None and r.se_wald > 0:
+            p_wald = float(2 * stats.norm.sf(abs(theta) / r.se_wald))
     else:
         theta, se = centre
         inf = _infer(theta, se, 1, 0.0, s)
@@ -538,7 +549,7 @@ def _fit(
         tau2=r.tau2, chi2=r.q, df=r.df, p_chi2=_p_chi2(r.q, r.df), i2=r.i2,
         pi_lower=_show(inf.pi[0], s) if inf.pi else None,
         pi_upper=_show(inf.pi[1], s) if inf.pi else None,
-        weight=share, studies=studies,
+        weight=share, studies=studies, p_wald=p_wald,
     )  # fmt: skip
 
 

@@ -2,7 +2,9 @@
 
 A package conforms when it has every required core resource, each core resource uses the
 core Table Schema unchanged (same fields in the same order, with the same types and
-constraints, the same keys), and every extension resource belongs to an extension the
+constraints, the same keys) or the schema of an earlier minor version of the core (whose
+vocabularies the core has since grown: a field's ``enum`` may be a subset of the core's,
+everything else must be the same), and every extension resource belongs to an extension the
 descriptor declares (``"extensions": ["msc"]``) and uses that extension's schema. Topic
 fields go into extension resources, never into core tables: a core table carrying a field
 of an extension is reported as ``extension-field-without-extension`` when the extension is
@@ -50,6 +52,21 @@ def _fk_set(schema: dict[str, Any]) -> set[str]:
         for fk in schema.get("foreignKeys") or []
         if isinstance(fk, dict)
     }
+
+
+def _same_or_earlier(prop: str, mine: Any, ref: Any) -> bool:
+    """True when a field's ``prop`` is the core's, or an earlier minor version's: the same
+    constraints with an ``enum`` that is a subset of the core's (a vocabulary grown since)."""
+    if mine == ref:
+        return True
+    if prop != "constraints" or not isinstance(mine, dict) or not isinstance(ref, dict):
+        return False
+    mine_enum, ref_enum = mine.get("enum"), ref.get("enum")
+    if not isinstance(mine_enum, list) or not isinstance(ref_enum, list):
+        return False
+    rest = {k: v for k, v in mine.items() if k != "enum"}
+    ref_rest = {k: v for k, v in ref.items() if k != "enum"}
+    return rest == ref_rest and set(map(str, mine_enum)) <= set(map(str, ref_enum))
 
 
 def _schema_issues(
@@ -104,7 +121,7 @@ def _schema_issues(
             )
             continue
         for prop in _COMPARED:
-            if field.get(prop) != ref_field.get(prop):
+            if not _same_or_earlier(prop, field.get(prop), ref_field.get(prop)):
                 out.append(
                     _issue(
                         package,

@@ -2,8 +2,9 @@
 
 Input is the long-form ``bias_judgements`` table (columns ``study_id``, ``tool``,
 ``domain``, ``result_scope``, ``judgement``, ``support``): one row per study, tool,
-domain and result scope. Works for Cochrane RoB 1 (``rob1``), RoB 2 (``rob2``) and
-ROBINS-I (``robins_i``).
+domain and result scope. Works for Cochrane RoB 1 (``rob1``), RoB 2 (``rob2``),
+ROBINS-I (``robins_i``) and ``other`` (a tool trialpool does not know, or judgements that
+mix several tools' levels: drawn with the review's own domains and every level).
 
 Colours are robvis's "cochrane" palette and symbols follow robvis and RevMan:
 
@@ -18,6 +19,7 @@ high                      #BF0000    −/×     rob1 (−, as RevMan) / rob2 (×
 serious                   #BF0000    ×       robins_i
 critical                  #820000    !       robins_i
 no_information            #4EA1F7    ?       rob2, robins_i
+not_applicable            #FFFFFF    NA      all (the source judged the domain not applicable)
 (no judgement recorded)   #CCCCCC            blank grey cell
 ========================  =========  ======  =========================================
 
@@ -44,6 +46,7 @@ from trialpool.report.figures.style import (
     ROB_HIGH,
     ROB_LOW,
     ROB_NO_INFORMATION,
+    ROB_NOT_APPLICABLE,
     ROB_NOT_ASSESSED,
     SMALL_FONTSIZE,
     TITLE_FONTSIZE,
@@ -66,11 +69,12 @@ __all__ = [
     "save",
 ]
 
-TOOLS = ("rob1", "rob2", "robins_i")
+TOOLS = ("rob1", "rob2", "robins_i", "other")
 TOOL_NAMES: dict[str, str] = {
     "rob1": "Cochrane risk-of-bias tool (RoB 1)",
     "rob2": "Cochrane RoB 2",
     "robins_i": "ROBINS-I",
+    "other": "Risk-of-bias judgements of another tool",
 }
 
 #: Readable domain names per tool, in the tool's order.
@@ -109,14 +113,20 @@ DOMAIN_NAMES: dict[str, dict[str, str]] = {
         "selection_of_reported_result": "Bias in selection of the reported result",
         "overall": "Overall risk of bias",
     },
+    "other": {},
 }
 
-#: Judgements of each tool, from best to worst (legend and bar order).
+#: Judgements of each tool, from best to worst (legend and bar order); "not applicable"
+#: (any tool, core 1.1) last.
 TOOL_JUDGEMENTS: dict[str, list[str]] = {
-    "rob1": ["low", "unclear", "high"],
-    "rob2": ["low", "some_concerns", "high", "no_information"],
-    "robins_i": ["low", "moderate", "serious", "critical", "no_information"],
-}
+    "rob1": ["low", "unclear", "high", "not_applicable"],
+    "rob2": ["low", "some_concerns", "high", "no_information", "not_applicable"],
+    "robins_i": ["low", "moderate", "serious", "critical", "no_information", "not_applicable"],
+    "other": [
+        "low", "unclear", "some_concerns", "moderate", "high", "serious", "critical",
+        "no_information", "not_applicable",
+    ],
+}  # fmt: skip
 
 JUDGEMENT_COLOURS: dict[str, str] = {
     "low": ROB_LOW,
@@ -127,6 +137,7 @@ JUDGEMENT_COLOURS: dict[str, str] = {
     "serious": ROB_HIGH,
     "critical": ROB_CRITICAL,
     "no_information": ROB_NO_INFORMATION,
+    "not_applicable": ROB_NOT_APPLICABLE,
 }
 
 JUDGEMENT_LABELS: dict[str, str] = {
@@ -138,6 +149,7 @@ JUDGEMENT_LABELS: dict[str, str] = {
     "serious": "Serious",
     "critical": "Critical",
     "no_information": "No information",
+    "not_applicable": "Not applicable",
 }
 
 _SYMBOLS: dict[str, str] = {
@@ -149,6 +161,7 @@ _SYMBOLS: dict[str, str] = {
     "serious": "×",
     "critical": "!",
     "no_information": "?",
+    "not_applicable": "NA",
 }
 
 

@@ -66,6 +66,8 @@ ROB_HIGH = "#BF0000"
 ROB_CRITICAL = "#820000"
 ROB_NO_INFORMATION = "#4EA1F7"
 ROB_NOT_ASSESSED = "#CCCCCC"
+#: "not applicable": white, with the symbol NA (robvis has no colour for it)
+ROB_NOT_APPLICABLE = "#FFFFFF"
 
 # PRISMA colours
 PRISMA_STAGE_FILL = "#C5DDF0"

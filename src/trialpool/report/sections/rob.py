@@ -13,7 +13,12 @@ from trialpool.report.exports import TOOL_DOMAINS, robvis_table, robvis_template
 from trialpool.report.figures import rob
 from trialpool.report.format import val
 
-_TOOL_NAMES = {"rob1": "Cochrane RoB 1", "rob2": "RoB 2", "robins_i": "ROBINS-I"}
+_TOOL_NAMES = {
+    "rob1": "Cochrane RoB 1",
+    "rob2": "RoB 2",
+    "robins_i": "ROBINS-I",
+    "other": "Another tool (the review's own levels and domains)",
+}
 
 
 def _tool(ctx: Context, bias: pd.DataFrame, tool: str) -> list[Node]:
