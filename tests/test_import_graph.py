@@ -98,7 +98,7 @@ def declared(stage: str) -> set[str]:
     """The stages a stage's ``__init__`` docstring says it may import."""
     init = SRC / "trialpool" / stage / "__init__.py"
     doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
-    match = re.search(r"May import(.*?)(?:[.;](?:\s|$))", doc or "", flags=re.S)
+    match = re.search(r"May import(.*?)(?:[.;](?:\s|$))", doc or "", flags=re.S | re.I)
     assert match, f"trialpool/{stage}/__init__.py: no 'May import: ...' sentence"
     return {name.split(".")[-1] for name in re.findall(r"``(?:trialpool\.)?([\w.]+)``", match[1])}
 
