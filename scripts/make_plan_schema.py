@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Write schemas/analysis-plan.schema.json from the pydantic models in trialpool.analysis.plan.
 
-The models are the single source of truth; never edit the schema file by hand.
+The models are the single source of truth; never edit the schema file by hand. Writing it
+also refreshes trialpool's bundled copy of ``schemas/`` (``scripts/sync_schemas.py``).
 
 Usage::
 
@@ -19,6 +20,9 @@ from pathlib import Path
 from trialpool.analysis.plan import plan_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import sync_schemas  # noqa: E402  (a sibling script)
+
 SCHEMA_PATH = ROOT / "schemas" / "analysis-plan.schema.json"
 
 
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     SCHEMA_PATH.write_text(text, encoding="utf-8")
     print(f"wrote {SCHEMA_PATH.relative_to(ROOT)}")
-    return 0
+    return sync_schemas.main([])
 
 
 if __name__ == "__main__":

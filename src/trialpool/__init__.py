@@ -17,6 +17,8 @@ See ARCHITECTURE.md for what flows between them and where each kind of change go
 
 from importlib.metadata import PackageNotFoundError, version
 
+# The version lives in one place, pyproject.toml ([project] version): installing trialpool
+# (a wheel, or ``pip install -e .``) records it in the metadata read here.
 try:
     __version__ = version("trialpool")
 except PackageNotFoundError:  # running from a source tree without installation

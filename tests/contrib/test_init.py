@@ -21,7 +21,8 @@ from trialpool.cli import main
 from trialpool.contrib import init as init_mod
 from trialpool.contrib.init import create_package, package_name, run_init, slug
 from trialpool.errors import PackageError, UsageError
-from trialpool.package.core import SCHEMAS_DIR, core_resources, extensions
+from trialpool.package.atomic import OutputFolderError
+from trialpool.package.core import core_resources, extensions
 
 REPO = Path(__file__).resolve().parents[2]
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -104,7 +105,7 @@ def test_descriptor_files_and_schemas(tmp_path: Path) -> None:
         assert res["bytes"] == len(blob)
         assert res["hash"] == "sha256:" + hashlib.sha256(blob).hexdigest()
         schema_rel = res["schema"].removeprefix("schemas/")
-        assert (folder / res["schema"]).read_bytes() == (SCHEMAS_DIR / schema_rel).read_bytes()
+        assert (folder / res["schema"]).read_bytes() == (REPO / "schemas" / schema_rel).read_bytes()
         schema = json.loads((folder / res["schema"]).read_text(encoding="utf-8"))
         rows = list(csv.reader(io.StringIO(blob.decode("utf-8"))))
         assert rows == [[f["name"] for f in schema["fields"]]]  # header only
@@ -167,18 +168,29 @@ def test_name_from_folder_when_title_has_no_letters(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- refusals
 
 
-def test_refuses_non_empty_folder_without_force(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+def test_refuses_a_users_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], force: list[str]
 ) -> None:
     folder = tmp_path / "existing"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me\n", encoding="utf-8")
-    assert main(["init", str(folder)]) == 2
+    assert main(["init", str(folder), *force]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not empty" in err and "--force" in err
-    assert "Traceback" not in err
+    assert err.count("\n") == 1 and "not a trialpool package" in err
+    assert "with or without --force" in err and "Traceback" not in err
     assert tree(folder) == {"notes.txt": b"keep me\n"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]  # no temp left
+
+
+def test_own_package_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "existing"
+    create_package(folder, title="Old")
+    before = tree(folder)
+    assert main(["init", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "add --force to replace it" in err
+    assert tree(folder) == before
 
 
 def test_force_replaces_the_folder(tmp_path: Path) -> None:
@@ -209,7 +221,7 @@ def test_missing_parents_are_created(tmp_path: Path) -> None:
 def test_refuses_a_file(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x", encoding="utf-8")
-    with pytest.raises(UsageError, match="not a folder"):
+    with pytest.raises(OutputFolderError, match="not a folder"):
         create_package(target, force=True)
     assert target.read_text(encoding="utf-8") == "x"
 
@@ -238,7 +250,7 @@ def _fail_on_nth_copy(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
             raise OSError(28, "No space left on device", str(dst))
         return real(src, dst, **kwargs)
 
-    monkeypatch.setattr(init_mod.shutil, "copyfile", copyfile)
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
 
 
 def test_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -225,11 +225,17 @@ def test_existing_out_needs_force(tmp_path: Path, capsys) -> None:
     out.mkdir()
     (out / "keep.txt").write_text("mine", encoding="utf-8")
     src = str(REVMAN / "Fleiss1993_CR.csv")
-    assert cli.main(["import", src, "--out", str(out)]) == 1
-    assert "--force" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
+    for force in ([], ["--force"]):  # a user's folder: never replaced
+        assert cli.main(["import", src, "--out", str(out), *force]) == 1
+        assert "not a trialpool package" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    assert cli.main(["import", src, "--out", str(out)]) == 0  # empty: written
+    (out / "data/extra.csv").write_text("x\n", encoding="utf-8")
+    assert cli.main(["import", src, "--out", str(out)]) == 1  # trialpool's: with --force
+    assert "add --force" in capsys.readouterr().err
     assert cli.main(["import", src, "--out", str(out), "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "datapackage.json").is_file()
+    assert not (out / "data/extra.csv").exists() and (out / "datapackage.json").is_file()
 
 
 def test_zip_and_nested_zip_of_a_data_package(tmp_path: Path) -> None:

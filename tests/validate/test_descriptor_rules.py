@@ -11,11 +11,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from trialpool.errors import PackageError
-from trialpool.validate.descriptor import (
-    DEFAULT_PROFILE_PATH,
-    check_descriptor,
-    check_descriptor_file,
-)
+from trialpool.package.core import schema_json
+from trialpool.validate.descriptor import PROFILE_NAME, check_descriptor, check_descriptor_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,8 +28,9 @@ def paths(problems: list[tuple[str, str]]) -> list[str]:
 
 
 def test_profile_is_a_valid_json_schema() -> None:
-    assert DEFAULT_PROFILE_PATH == REPO / "schemas" / "datapackage.profile.json"
-    Draft202012Validator.check_schema(json.loads(DEFAULT_PROFILE_PATH.read_text("utf-8")))
+    profile = REPO / "schemas" / PROFILE_NAME
+    assert schema_json(PROFILE_NAME) == json.loads(profile.read_text("utf-8"))  # the bundled one
+    Draft202012Validator.check_schema(schema_json(PROFILE_NAME))
 
 
 def test_repository_descriptor_follows_the_rules(descriptor: dict[str, Any]) -> None:

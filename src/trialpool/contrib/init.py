@@ -18,11 +18,12 @@ named), ready to be filled:
 As created the package passes ``frictionless validate`` and ``trialpool validate``.
 
 Everything is written into a temporary folder next to DIR, then renamed to DIR, so an
-interrupted or failed run leaves nothing behind. An existing folder that is not empty is
-refused unless ``--force`` is given; it is then replaced as a whole (the old folder is
-moved aside, the new one renamed in, the old one deleted; on failure the old folder is
-put back). An unknown extension is a usage error (exit 2), as the command line's other
-wrong option values are.
+interrupted or failed run leaves nothing behind (``package.atomic``). DIR may be missing
+or empty; a package that trialpool made (its ``.trialpool-package`` marker) is replaced
+as a whole with ``--force`` (the old folder is moved aside, the new one renamed in, the
+old one deleted; on failure the old folder is put back); any other folder is refused,
+with or without ``--force`` (exit 1), and left untouched. An unknown extension is a usage
+error (exit 2), as the command line's other wrong option values are.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import csv
 import io
 import os
 import re
-import shutil
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,8 +44,8 @@ from rich.markup import escape
 
 from trialpool.errors import PackageError, UsageError
 from trialpool.package import core
-from trialpool.package.atomic import atomic_folder
-from trialpool.package.core import SCHEMAS_DIR, CoreResource, core_resources, core_version
+from trialpool.package.atomic import PACKAGE_KIND, atomic_folder, check_replaceable
+from trialpool.package.core import CoreResource, copy_schema, core_resources, core_version
 from trialpool.package.descriptor import DESCRIPTOR_NAME, dumps, refresh
 
 INITIAL_VERSION = "0.1.0"
@@ -227,7 +227,7 @@ def _write_package(
     for res in resources:
         schema_target = dest / "schemas" / res.schema_path
         schema_target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SCHEMAS_DIR / res.schema_path, schema_target)
+        copy_schema(res.schema_path, schema_target)
         data_target = dest / "data" / f"{res.name}.csv"
         data_target.parent.mkdir(parents=True, exist_ok=True)
         data_target.write_bytes(header_line(res.schema()))
@@ -235,26 +235,6 @@ def _write_package(
     (dest / DESCRIPTOR_NAME).write_text(dumps(descriptor), encoding="utf-8")
     readme = readme_text(str(descriptor["title"]), extension_names, resources)
     (dest / "README.md").write_text(readme, encoding="utf-8")
-
-
-def _check_target(folder: Path, force: bool) -> bool:
-    """Whether ``folder`` exists (and may be replaced); UsageError when it may not."""
-    if folder.is_symlink():
-        raise UsageError(f"{folder}: is a symbolic link; give the real folder")
-    if not folder.exists():
-        return False
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: exists and is not a folder")
-    if not any(folder.iterdir()):
-        return True
-    if not force:
-        raise UsageError(
-            f"{folder}: folder exists and is not empty; choose another folder, or add --force "
-            "to replace it (its contents are deleted)"
-        )
-    if Path.cwd().resolve().is_relative_to(folder.resolve()):
-        raise UsageError(f"{folder}: refusing to replace the folder you are working in")
-    return True
 
 
 @dataclass
@@ -271,18 +251,19 @@ def create_package(
 ) -> InitResult:
     """Create the empty package in ``folder``, atomically (all or nothing).
 
-    Raises UsageError for an unknown extension, a folder that exists and is not empty
-    (without ``force``) or a title without letters or digits; PackageError when the
-    files cannot be written (nothing is left behind).
+    Raises UsageError for an unknown extension or a title without letters or digits;
+    OutputFolderError for a folder that may not be replaced (not made by trialpool, or
+    without ``force``); PackageError when the files cannot be written (nothing is left
+    behind).
     """
     folder = Path(os.path.abspath(folder))
     extension_names = check_extensions(extensions)
     name = package_name(folder, title)
-    exists = _check_target(folder, force)
+    exists = check_replaceable(folder, kind=PACKAGE_KIND, force=force)
     resources = package_resources(extension_names)
     descriptor = descriptor_for(name, title or folder.name, extension_names, resources)
     try:
-        with atomic_folder(folder) as temp:
+        with atomic_folder(folder, PACKAGE_KIND, {"command": "init"}) as temp:
             _write_package(temp, descriptor, extension_names, resources)
     except OSError as exc:
         what = exc.filename or folder

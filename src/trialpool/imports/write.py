@@ -9,7 +9,9 @@ trialpool's vocabulary or ranges, and what was done with it), validates what it 
 (Table Schema and every cross-table rule) and only then moves it into place. Rows are
 fitted to the schemas first (``imports.fit``); should a row still break a rule, it is
 left out and logged rather than costing the whole review (``MAX_REPAIRS`` rounds). An
-existing ``--out`` is replaced only with ``--force``; on any failure nothing is left behind.
+``--out`` is written only when it is new, empty, or a package trialpool made (replaced
+with ``--force``; ``package.atomic.check_replaceable``); on any failure nothing is left
+behind.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import csv
 import datetime as _dt
 import io
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ from trialpool.imports.fit import fit_rows
 from trialpool.imports.log import LOG_FILE, log_csv_text
 from trialpool.imports.model import LogEntry, Review
 from trialpool.imports.tables import Tables, review_tables, slug
-from trialpool.package.atomic import atomic_folder
-from trialpool.package.core import SCHEMAS_DIR, core_resources, core_version
+from trialpool.package.atomic import PACKAGE_KIND, atomic_folder, check_replaceable
+from trialpool.package.core import copy_schema, core_resources, core_version
 from trialpool.package.descriptor import dumps, refresh
 from trialpool.text import md_text
 from trialpool.validate import ValidationReport, validate_package
@@ -184,7 +185,7 @@ def _write_files(review: Review, tables: Tables, folder: Path, source_id: str) -
         schema_target = folder / "schemas" / spec.schema_path
         schema_target.parent.mkdir(parents=True, exist_ok=True)
         if not schema_target.exists():
-            shutil.copyfile(SCHEMAS_DIR / spec.schema_path, schema_target)
+            copy_schema(spec.schema_path, schema_target)
         fields = [f["name"] for f in spec.schema()["fields"]]
         data = folder / "data" / f"{spec.name}.csv"
         data.parent.mkdir(parents=True, exist_ok=True)
@@ -268,21 +269,19 @@ def run_import(source: Path, *, out: Path, force: bool, console: Console) -> int
     """``trialpool import``: read, map, write atomically, validate; 0 on success.
 
     Input errors (unreadable, malformed or impossible source) raise ImportSourceError
-    (one line, exit 1); an existing ``--out`` without ``--force`` and a package that does
-    not validate raise ImportOutputError (one line, exit 1). Nothing is written on failure.
+    (one line, exit 1); an ``--out`` that may not be replaced (a folder trialpool did not
+    make, or a package it made without ``--force``: ``package.atomic.check_replaceable``)
+    and a package that does not validate raise ImportOutputError (one line, exit 1).
+    Nothing is written on failure.
     """
     target = out.absolute()
-    if target.exists() or target.is_symlink():
-        if not force:
-            raise ImportOutputError(f"--out {out} exists; add --force to replace it")
-        if target.is_symlink() or not target.is_dir():
-            raise ImportOutputError(
-                f"--out {out} exists and is not a folder; refusing to replace it"
-            )
-        if source.resolve().is_relative_to(target.resolve()):
-            raise ImportOutputError(f"--out {out} holds the source; choose another folder")
+    check_replaceable(
+        target, kind=PACKAGE_KIND, force=force, label=f"--out {out}", error=ImportOutputError
+    )
+    if target.exists() and source.resolve().is_relative_to(target.resolve()):
+        raise ImportOutputError(f"--out {out} holds the source; choose another folder")
     review = read_review(source)
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, PACKAGE_KIND, {"command": "import"}) as tmp:
         tables, report = write_valid_package(review, tmp)
         if not report.valid:
             first = report.issues[0].line()

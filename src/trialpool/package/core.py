@@ -5,22 +5,53 @@ their Table Schemas, and the topic extensions (e.g. ``msc``), each adding resour
 core tables, as Darwin Core extensions add files to a core file. A package declares the
 extensions it uses in its descriptor (``"extensions": ["msc"]``). The schema files are the
 single source of truth; this module only finds and reads them.
+
+trialpool reads the schemas that ship inside it (``trialpool/_schemas/``, through
+``importlib.resources``), so an installed wheel needs no source checkout. That folder is a
+generated copy of the repository's ``schemas/`` (``scripts/sync_schemas.py``; its
+``--check`` runs in CI); ``schemas/`` is the one copy edited by hand.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import as_file, files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from trialpool.errors import PackageError
-from trialpool.package.loader import read_json
 
-#: The repository's schemas (found when trialpool runs from a source checkout or an
-#: editable install, as the README's commands do).
-SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
+#: The folder of trialpool's package that holds its copy of ``schemas/``.
+BUNDLED_SCHEMAS = "_schemas"
 MANIFEST_NAME = "core.json"
+
+
+def bundled_schema(relpath: str) -> Traversable:
+    """The bundled schema file at ``relpath`` (relative to ``schemas/``, ``/``-separated)."""
+    parts = relpath.split("/")
+    if not relpath or any(part in ("", ".", "..") for part in parts) or "\\" in relpath:
+        raise PackageError(f"{relpath!r}: not a path inside trialpool's schemas")
+    return files("trialpool").joinpath(BUNDLED_SCHEMAS, *parts)
+
+
+def _missing(relpath: str, reason: str) -> PackageError:
+    return PackageError(
+        f"trialpool's schema {relpath} cannot be read ({reason}); the installation is "
+        "incomplete: reinstall trialpool"
+    )
+
+
+def copy_schema(relpath: str, target: Path) -> None:
+    """Copy the bundled schema file at ``relpath`` to ``target`` (byte for byte)."""
+    source = bundled_schema(relpath)
+    if not source.is_file():
+        raise _missing(relpath, "file not found")
+    with as_file(source) as path:
+        shutil.copyfile(path, target)
 
 
 @dataclass(frozen=True)
@@ -34,8 +65,8 @@ class CoreResource:
     extension: str | None = None  # None for the core
 
     def schema(self) -> dict[str, Any]:
-        """The resource's Table Schema (read from schemas/)."""
-        return _schema(self.schema_path)
+        """The resource's Table Schema (trialpool's copy of schemas/)."""
+        return schema_json(self.schema_path)
 
 
 @dataclass(frozen=True)
@@ -52,17 +83,28 @@ class Extension:
 @lru_cache(maxsize=1)
 def manifest() -> dict[str, Any]:
     """``schemas/core.json`` as read (PackageError when it cannot be read)."""
-    data = read_json(SCHEMAS_DIR / MANIFEST_NAME)
-    if not isinstance(data, dict):
-        raise PackageError(f"{SCHEMAS_DIR / MANIFEST_NAME}: must be a JSON object")
-    return data
+    return schema_json(MANIFEST_NAME)
 
 
 @lru_cache(maxsize=64)
-def _schema(relpath: str) -> dict[str, Any]:
-    data = read_json(SCHEMAS_DIR / relpath)
+def schema_json(relpath: str) -> dict[str, Any]:
+    """A bundled schema file (relative to ``schemas/``) as a JSON object (cached: do not
+    modify it)."""
+    try:
+        text = bundled_schema(relpath).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise _missing(relpath, exc.strerror or type(exc).__name__) from None
+    except UnicodeDecodeError as exc:
+        raise _missing(relpath, f"not UTF-8: {exc.reason}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PackageError(
+            f"trialpool's schema {relpath}: malformed JSON at line {exc.lineno} column "
+            f"{exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(data, dict):
-        raise PackageError(f"{SCHEMAS_DIR / relpath}: must be a JSON object")
+        raise PackageError(f"trialpool's schema {relpath}: must be a JSON object")
     return data
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from trialpool.errors import PackageError
+from trialpool.package.core import extended_resource, extensions
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+:")
 
@@ -147,8 +148,6 @@ class Package:
     def extension_arm_tables(self) -> list[str]:
         """Resources of declared extensions that add fields to arms (keyed by study_id,
         arm_id), e.g. ``msc_arms``."""
-        from trialpool.package.core import extended_resource, extensions
-
         known = extensions()
         return [
             res.name

@@ -3,8 +3,9 @@
 The report is built in a temporary folder next to ``--out`` and moved into place only
 when complete (``package.atomic.atomic_folder``), so a failed run leaves nothing behind.
 ``--out`` may not be the package folder, a folder that contains it, or a folder inside
-its ``data/``; an existing ``--out`` is replaced only when it holds the marker file of a
-previous report (a user's folder is never deleted).
+its ``data/``; an existing ``--out`` is replaced only when it is empty or holds the
+marker file of a previous report (``package.atomic.check_replaceable``: a user's folder is
+never deleted).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import os
 from pathlib import Path
 
 from trialpool.errors import TrialpoolError
+from trialpool.package.atomic import REPORT_KIND, check_replaceable, marker_name
 
-MARKER_NAME = ".trialpool-report"
+MARKER_NAME = marker_name(REPORT_KIND)
 
 
 class ReportError(TrialpoolError):
@@ -29,8 +31,8 @@ def check_out_path(out: Path, package_root: Path) -> Path:
     """Resolve ``--out`` and refuse unsafe targets (one-line ReportError).
 
     Refused: the package folder itself, a folder that contains the package, a path
-    inside the package's ``data/``, an existing file, and an existing folder that is
-    not a previous trialpool report (no marker file).
+    inside the package's ``data/``, a symbolic link, an existing file, and an existing
+    folder that is neither empty nor a previous trialpool report (no marker file).
     """
     target = Path(os.path.abspath(out))
     resolved = target.resolve()
@@ -42,14 +44,5 @@ def check_out_path(out: Path, package_root: Path) -> Path:
         raise ReportError(f"--out {out} contains the package; choose a folder inside or beside it")
     if _is_within(resolved, data_dir):
         raise ReportError(f"--out {out} is inside the package's data/ folder; choose another")
-    if target.is_symlink():
-        raise ReportError(f"--out {out} is a symbolic link; give the real folder")
-    if target.exists():
-        if not target.is_dir():
-            raise ReportError(f"--out {out} exists and is not a folder; refusing to replace it")
-        if not (target / MARKER_NAME).is_file():
-            raise ReportError(
-                f"--out {out} exists and is not a trialpool report (no {MARKER_NAME}); "
-                "refusing to replace it"
-            )
+    check_replaceable(target, kind=REPORT_KIND, force=None, label=f"--out {out}", error=ReportError)
     return target

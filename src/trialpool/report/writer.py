@@ -21,7 +21,6 @@ The folder is written atomically and only where it is safe (:mod:`.output`).
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from trialpool import __version__
 from trialpool.analysis.plan import AnalysisPlan, auto_plan, load_plan
 from trialpool.analysis.runs import outcome_infos, study_info, table_or_none
 from trialpool.errors import TrialpoolError, ValidationFailedError
-from trialpool.package.atomic import atomic_folder
+from trialpool.package.atomic import REPORT_KIND, atomic_folder, write_marker
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
 from trialpool.report.document import Node, render_markdown
@@ -155,7 +154,7 @@ def build_report(
     pkg = load_package(descriptor)
     the_plan, origin = resolve_plan(plan, pkg)
     target = check_out_path(Path(out), pkg.root)
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, REPORT_KIND) as tmp:
         _write_report(pkg, the_plan, origin, tmp, console, validation)
     return target
 
@@ -247,14 +246,8 @@ def _write_report(
         (tmp / HTML_NAME).write_text(html_text, encoding="utf-8")
         md_text = render_markdown(doc, title=title, subtitle=subtitle)
         (tmp / MD_NAME).write_text(md_text, encoding="utf-8")
-        marker = {
-            "tool": "trialpool report",
-            "trialpool": __version__,
-            "package": pkg.name,
-            "version": pkg.version,
-            "figures": ctx.figures,
-        }
-        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        details = {"package": pkg.name, "version": pkg.version, "figures": ctx.figures}
+        write_marker(tmp, REPORT_KIND, details)
         progress.advance(task)
 
 

@@ -31,14 +31,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from trialpool.errors import PackageError
+from trialpool.package.core import schema_json
 from trialpool.package.loader import Package, read_json
 from trialpool.validate.issues import TRIALPOOL, ValidationIssue
 
 PROFILE_NAME = "datapackage.profile.json"
 
-#: The profile in this repository (found when trialpool runs from a source checkout or an
-#: editable install).
-DEFAULT_PROFILE_PATH = Path(__file__).resolve().parents[3] / "schemas" / PROFILE_NAME
 
 Problem = tuple[str, str]
 
@@ -56,6 +54,12 @@ def _validator_for(path: Path) -> Draft202012Validator:
     return _make_validator(profile, str(path))
 
 
+@lru_cache(maxsize=1)
+def _default_validator() -> Draft202012Validator:
+    """The validator of the project's profile, as bundled in trialpool."""
+    return _make_validator(schema_json(PROFILE_NAME), f"trialpool's schema {PROFILE_NAME}")
+
+
 def _make_validator(profile: Any, where: str) -> Draft202012Validator:
     if not isinstance(profile, dict):
         raise PackageError(f"{where}: descriptor profile must be a JSON object")
@@ -67,18 +71,14 @@ def _make_validator(profile: Any, where: str) -> Draft202012Validator:
 
 
 def load_validator(profile: Path | Mapping[str, Any] | None = None) -> Draft202012Validator:
-    """A validator for the descriptor profile (default: the repository's profile).
+    """A validator for the descriptor profile (default: the project's
+    ``schemas/datapackage.profile.json``, as bundled in trialpool).
 
     Raises PackageError (one line) when the profile cannot be found or is not a valid
     JSON Schema.
     """
     if profile is None:
-        if not DEFAULT_PROFILE_PATH.is_file():
-            raise PackageError(
-                f"{DEFAULT_PROFILE_PATH}: descriptor profile not found (trialpool needs the "
-                "repository's schemas/ folder; install with 'pip install -e .')"
-            )
-        return _validator_for(DEFAULT_PROFILE_PATH)
+        return _default_validator()
     if isinstance(profile, Path):
         return _validator_for(profile.resolve())
     return _make_validator(dict(profile), "descriptor profile")
@@ -153,7 +153,7 @@ def check_descriptor(
     Args:
         descriptor: the parsed ``datapackage.json``.
         profile: the JSON Schema of the rules (a path or a parsed dict); default
-            ``schemas/datapackage.profile.json`` of this repository.
+            ``schemas/datapackage.profile.json``, as bundled in trialpool.
 
     Returns:
         Every problem as ``(json_path, message)``, sorted by path; empty when the
