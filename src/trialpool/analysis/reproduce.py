@@ -7,13 +7,15 @@ full doubles (RevMan 5 files) to 1e-6 relative; numbers the source rounded (a Co
 data package prints 6 decimals, a RevMan 5 CSV export 8) to half a unit of the last
 decimal the source kept (``RevManAnalysis.published_decimals``).
 
-Two kinds of difference are known and named, never hidden:
+P of Chi² is computed as RevMan computes it (``stats.revman.p_chi2``: its incomplete gamma
+series, with RevMan 5's or RevMan Web's gamma function), so it is compared like every
+other number. Two kinds of difference are known and named, never hidden, both about a
+single study's Chi² (0 on 0 df):
 
-* ``q_p`` (P of Chi²): RevMan computes the chi² tail with an approximation that is up to
-  about 3.4e-5 (relative) larger than the exact tail, which trialpool reports; a stored
-  value within 5e-5 above the exact one is marked as that known approximation.
-* one-study totals: RevMan sometimes stores a Chi² of rounding noise (about 1e-31) for a
-  single study and then P = 0 and I² = 100%, where the exact values are P = 1, I² = 0.
+* RevMan sometimes stores a Chi² of rounding noise (about 1e-31) for a single study and
+  then P = 0 and I² = 100%, where trialpool's Chi² is 0, P = 1 and I² = 0;
+* RevMan Web once printed such a Chi² as 0 (6 decimals) with P = 0, where it stores 1
+  for its other single studies.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ from trialpool.package.loader import Package
 #: the note of a published result that RevMan marks not estimable (its numbers are blank:
 #: RevMan stores placeholders there)
 NOT_ESTIMABLE = "RevMan: not estimable"
-#: RevMan's chi² tail approximation lies at most this far (relative) above the exact tail
-CHI2_P_APPROXIMATION = 5e-5
 FULL_DOUBLE_RTOL = 1e-6
 
 #: quantity -> attribute of our totals
@@ -108,13 +108,12 @@ def _check(
     agrees = ours is not None and abs(ours - published) <= tol
     known = None
     if not agrees and ours is not None:
-        if quantity == "q_p" and 0 <= published - ours <= CHI2_P_APPROXIMATION * max(ours, 1e-300):
-            known = "RevMan's approximation of the chi² tail (up to 5e-5 relative above exact)"
-        elif single_noise and quantity in ("q_p", "i2"):
+        if single_noise and quantity in ("q_p", "i2"):
             known = "RevMan's P and I² from a Chi² of rounding noise for a single study"
-        elif quantity == "q_p" and df == 0:
+        elif quantity == "q_p" and df == 0 and published == 0:
             known = (
-                "P of a Chi² on 0 df is undefined: RevMan Web stores 0, RevMan 5 and trialpool 1"
+                "P of a Chi² on 0 df (a single study) printed as 0: RevMan Web stored P = 0 "
+                "here and 1 for its other single studies; trialpool 1"
             )
     return Check(a.id, scope, where, quantity, published, ours, tol, agrees, known)
 

@@ -136,6 +136,7 @@ def settings_of(a: RevManAnalysis) -> RevManSettings:
         log_data=a.log_data,
         totals=a.totals,
         study_level=None if a.study_level is None else a.study_level / 100,
+        software=a.software,
     )
 
 
