@@ -123,9 +123,8 @@ def _reason(c: Check) -> str:
         return ""
     if c.known:
         return f"known: {c.known}"
-    if c.ours is None:
+    if c.ours is None or c.published is None:
         return "differs: trialpool has no value"
-    assert c.published is not None  # a check always has RevMan's number
     return f"differs by {c.ours - c.published:.3g} (tolerance {c.tolerance:.2g})"
 
 
@@ -180,7 +179,8 @@ def audit_review(task: ReviewTask) -> ReviewOutcome:
         )
     except Exception as exc:  # a reader's bug must not stop the corpus
         why = f"internal error while reading: {type(exc).__name__}: {exc}"
-        return _refused(task, guess_format(task.source), why, f"internal error ({why[:60]})", t0)
+        kind = f"internal error while reading ({type(exc).__name__})"
+        return _refused(task, guess_format(task.source), why, kind, t0)
     try:
         return _import_and_audit(task, review.format, review, t0)
     except TrialpoolError as exc:
