@@ -199,6 +199,37 @@ def import_(
     raise typer.Exit(run_import(source, out=out, force=force, console=console))
 
 
+@app.command()
+def audit(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            help="Reviews (.rm5, RevMan 5 CSV, Cochrane data package folder or zip), or "
+            "folders that hold many.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the audit into.")],
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", min=1, help="Worker processes (default: the number of CPUs)."),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when any review is refused or any number differs."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a previous audit in --out.")
+    ] = False,
+) -> None:
+    """Import every review of a corpus and compare every number RevMan stored with ours."""
+    from trialpool.corpus import run_audit
+
+    raise typer.Exit(
+        run_audit(sources, out=out, jobs=jobs, strict=strict, force=force, console=console)
+    )
+
+
 @app.command("new-study")
 def new_study(
     study_id: Annotated[str, typer.Argument(help="Identifier of the new study, e.g. smith2026.")],

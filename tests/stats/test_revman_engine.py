@@ -8,15 +8,14 @@ absolute, for values that are 0 up to floating-point noise) for the full doubles
 ``.rm5`` files; half a unit of the last printed decimal for the CSV export (8 decimals)
 and the data package (6 decimals).
 
-Two kinds of stored numbers are not reproduced, and are kept apart as strict xfails:
+P(Chi²) is RevMan's own incomplete gamma series (``trialpool.stats.revman.p_chi2``), so it
+is held to the same tolerance; ``test_chi2_p_is_revmans`` holds the RevMan 5 files' values
+to 1e-12 (the exact chi² tail misses them by up to 4.5e-7).
 
-* RevMan's chi² tail probabilities (P of the heterogeneity Chi² and of the test for
-  subgroup differences) come from an approximation that overstates the exact upper tail
-  by up to ~3.4e-5 relative; the engine reports the exact tail. ``test_chi2_p_close``
-  bounds the difference.
-* For a subgroup with a single study (df = 0) RevMan sometimes stored a heterogeneity
-  Chi² of floating-point noise (~1e-31) instead of 0, and then P(Chi²) = 0 and I² = 100%;
-  the engine reports Chi² = 0, P = 1 and I² = 0.
+One kind of stored number is not reproduced, and is kept apart as strict xfails: for a
+subgroup with a single study (df = 0) RevMan sometimes stored a heterogeneity Chi² of
+floating-point noise (~1e-31) instead of 0, and then P(Chi²) = 0 and I² = 100%; the
+engine reports Chi² = 0, P = 1 and I² = 0.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from revman_oracle import OracleAnalysis, all_analyses
+from scipy import special
 
 from trialpool.errors import AnalysisError
 from trialpool.stats.revman import (
@@ -59,30 +59,6 @@ DF0_REASON = (
     "reports Chi² = 0, P = 1, I² = 0"
 )
 
-#: Analyses with at least one chi² tail probability that RevMan's approximation puts
-#: more than the tolerance away from the exact value.
-# fmt: off
-CHI2_P_APPROXIMATE = frozenset(
-    f"{review}-{number}"
-    for review, numbers in {
-        "CD000023": "1.2 1.3 1.4 1.5 1.6 1.7 2.1 2.2 2.3 3.1 3.2 4.6",
-        "CD007868": "1.1 4.1 7.2 8.3 9.1 9.2 10.1 10.2 12.3 14.3",
-        "CD008625": "1.1 1.2 1.4 1.5 1.6 1.7 2.1 2.2 2.3 2.4 2.5 2.6 3.1 3.2 3.3 4.1 4.2 4.3 "
-        "4.4 5.1 6.3 6.4 7.1 7.3 8.1 8.5 11.1 11.2 11.3 11.4 11.5 12.1 12.5 13.5 15.1 15.4 15.6",
-        "Fleiss1993": "1.1 1.2",
-        "CD004366": "2.3",
-    }.items()
-    for number in numbers.split()
-)
-# fmt: on
-CHI2_P_REASON = (
-    "RevMan computes chi² upper-tail probabilities with an approximation that overstates "
-    "the exact tail by up to ~3.4e-5 relative (always upward, in a sawtooth pattern that "
-    "matches no standard incomplete-gamma algorithm tried: Numerical Recipes gser/gcf, "
-    "Commons-Math-style series, A&S 26.2.17/7.1.26); the engine reports the exact tail "
-    "(scipy.stats.chi2.sf)"
-)
-
 
 # --- running the engine on an oracle analysis -------------------------------------------
 
@@ -99,6 +75,7 @@ def settings_of(a: OracleAnalysis) -> RevManSettings:
         prediction=a.prediction,
         log_data=a.log_data,
         totals=a.totals,  # type: ignore[arg-type]
+        software="revman_web" if a.source == "package" else "revman5",
     )
 
 
@@ -247,17 +224,7 @@ def test_reproduces_revman(analysis: OracleAnalysis) -> None:
     assert found or not analysis.overall.estimable
 
 
-def _p_params() -> list[object]:
-    out = []
-    for a in ANALYSES:
-        marks = []
-        if a.id in CHI2_P_APPROXIMATE:
-            marks.append(pytest.mark.xfail(strict=True, reason=CHI2_P_REASON))
-        out.append(pytest.param(a, id=a.id, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("analysis", _p_params())
+@pytest.mark.parametrize("analysis", ANALYSES, ids=[a.id for a in ANALYSES])
 def test_chi2_p_values(analysis: OracleAnalysis) -> None:
     """P(Chi²) of the heterogeneity test (overall, subgroups) and of the test for
     subgroup differences, at the same tolerance as everything else."""
@@ -266,26 +233,39 @@ def test_chi2_p_values(analysis: OracleAnalysis) -> None:
     assert not bad, "\n".join(bad)
 
 
-def test_chi2_p_close() -> None:
-    """RevMan's chi² tail probabilities are never below the exact ones and exceed them by
-    less than 5e-5 relative (so the engine's Chi² and df are RevMan's)."""
-    worst = 0.0
+def test_chi2_p_is_revmans() -> None:
+    """Every P(Chi²) of the RevMan 5 files is RevMan's series to 1e-12 (absolute), where
+    the exact chi² tail misses some of them by more than 1e-7."""
     n = 0
+    worst = exact_worst = 0.0
     for a in ANALYSES:
+        if a.source != "rm5":
+            continue
         found, _ = checks(a)
         for c in found:
             if c.key not in P_KEYS or _is_df0_noise(a, c) or c.got is None:
                 continue
-            stored = float(c.stored)
             n += 1
-            # RevMan's P = 1 - F(Chi²): ~1e-16 absolute cancellation error on top
-            slack = 5e-15 + (
-                0.0 if a.source == "rm5" else 0.5 * 10.0 ** -(8 if a.source == "csv" else 6)
-            )
-            assert -slack <= stored - c.got < 5e-5 * c.got + slack, (a.id, str(c))
-            worst = max(worst, (stored - c.got) / c.got)
-    assert n > 300
-    assert worst > 0
+            worst = max(worst, abs(c.got - float(c.stored)))
+            chi2, df = _chi2_and_df(a, c)
+            if df > 0:
+                exact = float(special.chdtrc(df, chi2))
+                exact_worst = max(exact_worst, abs(exact - float(c.stored)))
+    assert n > 200
+    assert worst <= 1e-12
+    assert exact_worst > 1e-7
+
+
+def _chi2_and_df(a: OracleAnalysis, c: Check) -> tuple[float, int]:
+    """The engine's Chi² and df behind the P of check ``c``."""
+    if c.where == "test":
+        result = run(a)
+        assert isinstance(result, RevManSubgroupFit)
+        assert result.test_chi2 is not None and result.test_df is not None
+        return result.test_chi2, result.test_df
+    fit = _fit_at(a.id, c.where)
+    assert fit.chi2 is not None and fit.df is not None
+    return fit.chi2, fit.df
 
 
 @pytest.mark.parametrize(

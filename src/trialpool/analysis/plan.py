@@ -322,6 +322,14 @@ class RevManAnalysis(_Model):
     published_source_id: str | None = Field(
         None, description="source_id whose published_results hold the review's own numbers."
     )
+    software: Literal["revman5", "revman_web"] = Field(
+        "revman5",
+        description=(
+            "The program whose stored results are reproduced: RevMan 5 (.rm5 files, RevMan 5 "
+            "CSV exports) or RevMan Web (Cochrane data packages); they compute P of Chi² "
+            "with different gamma functions."
+        ),
+    )
     published_decimals: int | None = Field(
         None,
         ge=0,

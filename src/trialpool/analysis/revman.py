@@ -138,6 +138,7 @@ def settings_of(a: RevManAnalysis) -> RevManSettings:
         log_data=a.log_data,
         totals=a.totals,
         study_level=None if a.study_level is None else a.study_level / 100,
+        software=a.software,
     )
 
 
@@ -177,7 +178,11 @@ class PackageIndex:
             if not pkg.has(name):
                 return []
             frame = pkg.table(name)
-            return [{k: _value(v) for k, v in r.items()} for r in frame.to_dict("records")]
+            names = [str(c) for c in frame.columns]
+            # column by column (Series.tolist gives Python scalars): several times faster
+            # than DataFrame.to_dict("records"), the same rows
+            columns = [[_value(v) for v in frame[c].tolist()] for c in frame.columns]
+            return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
         index = cls(
             comparisons={str(r["comparison_id"]): r for r in records("comparisons")},

@@ -424,6 +424,9 @@ class _Builder:
                 {"id": number, "label": names.get(number, number), "comparison_ids": ids}
                 for number, ids in by_subgroup.items()
             ],
+            "software": "revman_web"
+            if self.review.format == "cochrane_data_package"
+            else "revman5",
             "published_source_id": self.source_id,
             "published_decimals": self.decimals,
             "reproduces": f"{self.review.review_id or self.review.source_file}, {where}",

@@ -7,5 +7,5 @@ each) as the nodes of ``document``, which writes them as Markdown (report.md);
 is what the sections share; ``figures/`` draws, ``exports`` writes the CSVs and
 reproduce.R.
 May import every stage below it (``analysis``, ``stats``, ``validate``, ``package``) and
-``trialpool.errors``; nothing imports it except ``trialpool.cli``.
+``trialpool.errors``; nothing imports it except ``trialpool.cli`` and ``trialpool.corpus``.
 """

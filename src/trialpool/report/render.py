@@ -152,8 +152,16 @@ def _node_html(node: Node, env: dict[str, Any]) -> str:
     return part
 
 
-def render_html(doc: Sequence[Node], *, title: str, subtitle: Sequence[str], folder: Path) -> str:
-    """The self-contained HTML page of a document whose figures are in ``folder``."""
+def render_html(
+    doc: Sequence[Node],
+    *,
+    title: str,
+    subtitle: Sequence[str],
+    folder: Path,
+    footer: str | None = None,
+) -> str:
+    """The self-contained HTML page of a document whose figures are in ``folder``
+    (``footer``: the closing line, plain text; a report's by default)."""
     env: dict[str, Any] = {"folder": folder}
     body = "".join(_node_html(node, env) for node in doc)
     toc = "".join(
@@ -163,6 +171,12 @@ def render_html(doc: Sequence[Node], *, title: str, subtitle: Sequence[str], fol
     )
     subs = "".join(f"<p>{html.escape(s)}</p>" for s in subtitle)
     version = html.escape(__version__)
+    closing = (
+        f"Written by trialpool {version}. Self-contained: every figure is embedded; the same "
+        "figures are in figures/ as PNG and SVG."
+        if footer is None
+        else html.escape(footer)
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -173,7 +187,6 @@ def render_html(doc: Sequence[Node], *, title: str, subtitle: Sequence[str], fol
         f'<header class="top"><h1>{html.escape(title)}</h1>{subs}</header>\n<main>\n'
         f'<nav class="toc"><strong>Contents</strong>\n{_MD.render(toc, env)}</nav>\n'
         f"{body}\n"
-        f"<footer>Written by trialpool {version}. Self-contained: every figure is "
-        "embedded; the same figures are in figures/ as PNG and SVG.</footer>\n"
+        f"<footer>{closing}</footer>\n"
         "</main>\n</body>\n</html>\n"
     )

@@ -118,9 +118,9 @@ def revman_items(analyses: list[RevManAnalysis]) -> list[Inlines]:
         [
             Strong("Reproduction: "),
             "every number RevMan stored with the review is compared with trialpool's in the "
-            "reproduction audit. One known gap: P of Chi² is the exact chi² upper tail, "
-            "while RevMan uses an approximation up to 5e-5 (relative) larger; such "
-            "differences are marked as known there.",
+            "reproduction audit. P of Chi² is computed as RevMan computes it (its incomplete "
+            "gamma series, summed while the terms are at least 1e-6), not as the exact chi² "
+            "tail; a difference that remains is marked there as known, with its reason.",
         ],
         [
             Strong("Nothing added: "),
