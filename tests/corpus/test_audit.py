@@ -39,6 +39,7 @@ EXPECTED_ANALYSES = {
     "CD008625StatsDataOnly": 74,
     "Fleiss1993_CR": 2,
     "CD004366-SUP-06-dataPackage": 27,
+    "CD007798-SUP-07-dataPackage": 44,
 }
 
 
@@ -115,7 +116,7 @@ def test_summary_in_markdown_and_html(corpus_out: Path) -> None:
     for heading in ("Corpus", "Agreement by method and measure", "Refusals by reason"):
         assert f"## {heading}" in md
         assert heading in html
-    assert "5 reviews found in the sources: 5 imported, 0 refused" in md
+    assert "6 reviews found in the sources: 6 imported, 0 refused" in md
     assert "M-H, Random (DL, Wald)" in md
     assert "No review was refused." in md
     assert "README.md" in md  # skipped as not a review, and said so
@@ -234,7 +235,7 @@ def test_out_semantics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     mine.mkdir()
     (mine / "precious.txt").write_text("keep me", encoding="utf-8")
     assert _audit(str(corpus), "--out", str(mine), "--force", "--jobs", "1") == 1
-    assert "was not made by trialpool audit" in capsys.readouterr().err
+    assert "is not a trialpool audit (no .trialpool-audit)" in capsys.readouterr().err
     assert (mine / "precious.txt").read_text(encoding="utf-8") == "keep me"
     assert sorted(p.name for p in mine.iterdir()) == ["precious.txt"]
 

@@ -19,7 +19,6 @@ holds a source, or a file, is refused.
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing
 import os
 import signal
@@ -38,7 +37,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from trialpool import __version__
 from trialpool.corpus.review import (
     AUDIT_COLUMNS,
     REVIEWS_COLUMNS,
@@ -49,9 +47,15 @@ from trialpool.corpus.review import (
 from trialpool.corpus.sources import Corpus, find_reviews
 from trialpool.corpus.summary import HTML_NAME, RunFacts, write_summary
 from trialpool.errors import TrialpoolError
-from trialpool.package.atomic import atomic_folder
+from trialpool.package.atomic import (
+    AUDIT_KIND,
+    atomic_folder,
+    check_replaceable,
+    marker_name,
+    write_marker,
+)
 
-MARKER_NAME = ".trialpool-audit"
+MARKER_NAME = marker_name(AUDIT_KIND)
 _PARTS = ".parts"
 
 
@@ -72,7 +76,8 @@ def check_out_dir(out: Path, sources: list[Path], *, force: bool) -> Path:
 
     DIR may be new or an empty folder. An existing folder is replaced only when a previous
     ``trialpool audit`` made it (its marker file) and ``force`` is given; never a file, a
-    symbolic link, a user's folder, or a folder that holds (or is) a source.
+    symbolic link, a user's folder (``package.atomic.check_replaceable``), or a folder that
+    holds (or is) a source.
     """
     target = Path(os.path.abspath(out))
     if target.is_symlink():
@@ -82,19 +87,7 @@ def check_out_dir(out: Path, sources: list[Path], *, force: bool) -> Path:
         src = Path(os.path.abspath(source)).resolve()
         if src == resolved or src.is_relative_to(resolved):
             raise AuditError(f"--out {out} holds the source {source}; choose another folder")
-    if not target.exists():
-        return target
-    if not target.is_dir():
-        raise AuditError(f"--out {out} exists and is not a folder; refusing to replace it")
-    if not any(target.iterdir()):
-        return target
-    if not (target / MARKER_NAME).is_file():
-        raise AuditError(
-            f"--out {out} exists, is not empty and was not made by trialpool audit (no "
-            f"{MARKER_NAME}); refusing to replace it"
-        )
-    if not force:
-        raise AuditError(f"--out {out} holds a previous audit; add --force to replace it")
+    check_replaceable(target, kind=AUDIT_KIND, force=force, label=f"--out {out}", error=AuditError)
     return target
 
 
@@ -194,7 +187,7 @@ def run_audit(
         )  # fmt: skip
     n_jobs = jobs or default_jobs()
     t0 = time.perf_counter()
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, AUDIT_KIND) as tmp:
         outcomes = _audit_all(corpus, tmp, n_jobs, console)
         _write_tables(tmp, outcomes)
         seconds = time.perf_counter() - t0
@@ -205,9 +198,7 @@ def run_audit(
             seconds=seconds,
         )
         write_summary(tmp, outcomes, facts)
-        marker = {"tool": "trialpool audit", "trialpool": __version__,
-                  "reviews": len(outcomes)}  # fmt: skip
-        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        write_marker(tmp, AUDIT_KIND, {"command": "audit", "reviews": len(outcomes)})
     imported = [o for o in outcomes if o.status == "imported"]
     refused = len(outcomes) - len(imported)
     numbers = sum(o.total.numbers for o in imported)

@@ -44,6 +44,8 @@ _DEFERRED_SIGNALS = {*_ENDING_SIGNALS, signal.SIGINT}
 PACKAGE_KIND = "package"
 #: the kind of folder ``report`` writes (marker ``.trialpool-report``)
 REPORT_KIND = "report"
+#: the kind of folder ``audit`` writes (marker ``.trialpool-audit``)
+AUDIT_KIND = "audit"
 
 
 class OutputFolderError(TrialpoolError):
