@@ -30,9 +30,8 @@ from trialpool.analysis.reproduce import Check, reproduction_checks
 from trialpool.analysis.revman import PackageIndex, model_text, pool_review_analysis
 from trialpool.errors import ImportSourceError, TrialpoolError
 from trialpool.imports.detect import detect, read_review
-from trialpool.imports.write import write_review_package
+from trialpool.imports.write import write_valid_package
 from trialpool.package.loader import load_package
-from trialpool.validate import validate_package
 
 #: columns of DIR/reviews.csv (one row per review)
 REVIEWS_COLUMNS = [
@@ -192,9 +191,8 @@ def audit_review(task: ReviewTask) -> ReviewOutcome:
 
 def _import_and_audit(task: ReviewTask, fmt: str, review: Any, t0: float) -> ReviewOutcome:
     task.folder.mkdir()
-    tables = write_review_package(review, task.folder)
+    tables, report = write_valid_package(review, task.folder, engine=_engine())
     descriptor = task.folder / "datapackage.json"
-    report = validate_package(descriptor, engine=_engine())
     if not report.valid:
         first = report.issues[0]
         reason = (
@@ -204,7 +202,7 @@ def _import_and_audit(task: ReviewTask, fmt: str, review: Any, t0: float) -> Rev
         kind = f"the imported package does not validate ({first.rule}, {first.resource})"
         return _refused(task, fmt, reason, kind, t0)
     outcome = ReviewOutcome(task.name, str(task.source), fmt, "imported")
-    outcome.logged = len(getattr(tables, "log", None) or [])
+    outcome.logged = len(tables.log)
     pkg = load_package(descriptor)
     plan = load_plan(task.folder / "analysis" / "plan.json")
     index = PackageIndex.of(pkg)

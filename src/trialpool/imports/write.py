@@ -250,18 +250,21 @@ def _leave_out(review: Review, tables: Tables, report: ValidationReport) -> bool
     return True
 
 
-def write_valid_package(review: Review, folder: Path) -> tuple[Tables, ValidationReport]:
-    """Write the package of ``review`` into the empty ``folder`` and validate it; rows
-    that still break a rule are left out (and logged) for at most ``MAX_REPAIRS`` rounds.
-    Returns the tables and the last validation report (invalid only if repair failed)."""
+def write_valid_package(
+    review: Review, folder: Path, *, engine: str | None = None
+) -> tuple[Tables, ValidationReport]:
+    """Write the package of ``review`` into the empty ``folder`` and validate it (with
+    ``engine``, as ``validate_package``); rows that still break a rule are left out (and
+    logged) for at most ``MAX_REPAIRS`` rounds. Returns the tables and the last validation
+    report (invalid only if repair failed)."""
     tables = write_review_package(review, folder)
-    report = validate_package(folder / "datapackage.json")
+    report = validate_package(folder / "datapackage.json", engine=engine)
     source_id = str(tables.rows["sources"][0]["source_id"])
     for _ in range(MAX_REPAIRS):
         if report.valid or not _leave_out(review, tables, report):
             break
         _write_files(review, tables, folder, source_id)
-        report = validate_package(folder / "datapackage.json")
+        report = validate_package(folder / "datapackage.json", engine=engine)
     return tables, report
 
 
