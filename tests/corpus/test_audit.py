@@ -176,14 +176,14 @@ def test_a_reader_bug_is_a_refusal_not_a_crash(
     corpus.mkdir()
     shutil.copyfile(FLEISS, corpus / "a.csv")
     shutil.copyfile(FLEISS, corpus / "b.csv")
-    real = review_module.write_review_package
+    real = review_module.write_valid_package
 
-    def flaky(review, folder):  # type: ignore[no-untyped-def]
+    def flaky(review, folder, **options):  # type: ignore[no-untyped-def]
         if folder.name == "a":
             raise RuntimeError("simulated bug")
-        return real(review, folder)
+        return real(review, folder, **options)
 
-    monkeypatch.setattr(review_module, "write_review_package", flaky)
+    monkeypatch.setattr(review_module, "write_valid_package", flaky)
     out = tmp_path / "out"
     assert _audit(str(corpus), "--out", str(out), "--jobs", "1") == 0
     _, rows = _rows(out / "reviews.csv")
