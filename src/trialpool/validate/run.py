@@ -76,6 +76,8 @@ def validate_package(descriptor: Path | str, *, engine: str | None = None) -> Va
     summary["engine"] = tables.engine
     if tables.fallback:
         summary["frictionless_fallback"] = tables.fallback
+    if tables.readers:
+        summary["readers"] = tables.readers
     summary["issues"] = issue_counts(issues)
     if collector.truncated:
         summary["issues"]["not_listed"] = collector.truncated
