@@ -242,11 +242,12 @@ def _hash_algorithms(fl_resource: Any) -> tuple[str, ...]:
 def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) -> _Parsed:
     """Read one CSV on the fast path (or raise FallbackError).
 
-    pyarrow's streaming reader reads the cells whenever it splits the file as Python's
-    csv module does: a file without quote characters is tried directly (pyarrow itself
+    pyarrow's CSV reader reads the cells whenever it splits the file as Python's csv
+    module does: a file without quote characters is tried directly (pyarrow itself
     refuses a record of another width); otherwise the shapes of the records are taken
     first and pyarrow is used when every record has the schema's width (then the cell
-    lengths of each record must match too). pandas' C parser reads anything else.
+    lengths of each record must match too). pandas' C parser reads anything else, and
+    whatever pyarrow read otherwise than the csv module.
     """
     if fl_resource.format != "csv" or fl_resource.compression or fl_resource.innerpath:
         raise FallbackError("not a plain CSV file")
@@ -347,6 +348,8 @@ def _parse(
     width = len(fl_fields)
     if counts is not None:
         _check_header_row(fl_resource, counts)
+    # where pyarrow and the csv module disagree, pandas' parser is tried next
+    disagree: type[Exception] = ArrowReadError if reader == "arrow" else FallbackError
     parsed = _Parsed(resource, fl_resource, stats=stats, reader=reader)
     columns = [_Column(f, _field_missing_values(f), lengths is not None) for f in fl_fields]
     seen = 0
@@ -355,7 +358,7 @@ def _parse(
         start = seen
         seen += block.n
         if counts is not None and seen > len(counts):
-            raise FallbackError("pandas and csv disagree on the number of records")
+            raise disagree("the cell reader and csv disagree on the number of records")
         first_row = 2 if start == 0 else start + 1
         skip = 1 if start == 0 else 0  # the header
         n = block.n - skip
@@ -418,7 +421,7 @@ def _parse(
                     recs.append(_rec(rows[idx], j * 64 + 1 + k, _CONSTRAINT, j, k))
         # the two parsers must agree on every record
         if lengths is not None and not np.array_equal(total, lengths[rows - 1]):
-            raise FallbackError("the cell reader and csv split a record differently")
+            raise disagree("the cell reader and csv split a record differently")
         blank = np.zeros(n, dtype=bool) if blank is None else blank
         blank_parts.append(blank)
         if blank.any():
@@ -441,7 +444,7 @@ def _parse(
     if counts is None:
         _check_header_row(fl_resource, np.full(min(seen, 10_000), width, dtype=np.int64))
     elif seen != len(counts):
-        raise FallbackError("pandas and csv disagree on the number of records")
+        raise disagree("the cell reader and csv disagree on the number of records")
     parsed.rows = max(0, seen - 1)
     parsed.blank = np.concatenate(blank_parts) if blank_parts else np.zeros(0, dtype=bool)
     frame: dict[str, Any] = {}
