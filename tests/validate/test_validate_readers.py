@@ -152,9 +152,13 @@ def test_pandas_reader_gives_the_same_issues(
     assert [i.line() for i in by_pandas.issues] == [i.line() for i in by_arrow.issues]
 
 
-def test_short_rows_and_quotes_take_the_right_reader(valid_package: Path, tmp_path: Path) -> None:
+def test_short_rows_and_quotes_take_the_right_reader(
+    valid_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A short record sends the file to pandas' parser (missing cells); quoted cells
-    with commas and line breaks stay with pyarrow once the csv module agrees."""
+    with commas and line breaks stay with pyarrow once the csv module agrees. The reads
+    started in the background (here for every file) are dropped in both cases."""
+    monkeypatch.setattr(fast_read, "ARROW_PARALLEL_BYTES", 0)
     short = tmp_path / "short" / "datapackage.json"
     shutil.copytree(valid_package.parent, short.parent)
 
@@ -257,3 +261,25 @@ def test_pattern_by_pyarrow_as_python_reads_it(pattern: str) -> None:
     expected = [bool(re.match("^" + pattern + "$", v)) for v in VALUES]
     got = fast_read._pattern_matches(pattern, values, pa.array(VALUES))
     assert got.tolist() == expected
+
+
+def test_background_read_used_when_the_file_is_as_assumed(
+    valid_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read started before frictionless runs is handed over for a plain comma file
+    of the schema's width, and the verdict is the one of a read made afterwards."""
+    taken: dict[str, str] = {}
+    take = fast_read.Prefetch.take
+
+    def spy(self: Any, path: Path, *args: Any) -> Any:
+        found = take(self, path, *args)
+        taken[path.name] = type(found).__name__
+        return found
+
+    without = validate_package(valid_package, engine="fast")
+    monkeypatch.setattr(fast_read, "ARROW_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(fast_read.Prefetch, "take", spy)
+    report = validate_package(valid_package, engine="fast")
+    assert taken["continuous_outcomes.csv"] == "Table"
+    assert report.valid and without.valid
+    assert report.summary == without.summary

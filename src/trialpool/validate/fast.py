@@ -65,6 +65,7 @@ from trialpool.validate.fast_read import (
     _BYTE_SAFE,
     ArrowReadError,
     FallbackError,
+    Prefetch,
     _arrow_chunks,
     _Block,
     _chunks,
@@ -239,7 +240,9 @@ def _hash_algorithms(fl_resource: Any) -> tuple[str, ...]:
     return (algorithm,) if algorithm in {"md5", "sha256"} else ()
 
 
-def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) -> _Parsed:
+def _read_resource(
+    resource: Resource, fl_resource: Any, needed_keys: set[str], prefetch: Prefetch | None = None
+) -> _Parsed:
     """Read one CSV on the fast path (or raise FallbackError).
 
     pyarrow's CSV reader reads the cells whenever it splits the file as Python's csv
@@ -276,6 +279,7 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
         and encoding in _BYTE_SAFE
         and dialect.delimiter.isascii()
     )
+    prefetched = prefetch.take(path, dialect.delimiter, width, stats["bytes"]) if prefetch else None
     if quick and arrow:  # records are lines; pyarrow refuses any of another width
         try:
             return _parse(
@@ -286,7 +290,9 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
                 None,
                 None,
                 "arrow",
-                _arrow_chunks(path, dialect, width, quoted=False, size=stats["bytes"]),
+                _arrow_chunks(
+                    path, dialect, width, quoted=False, size=stats["bytes"], prefetched=prefetched
+                ),
             )
         except ArrowReadError:
             pass
@@ -458,7 +464,8 @@ def _parse(
                 [(np.where(codes >= 0, codes, len(values) - 1), values)]
             )
         frame.update(_typed_columns(fl_field, col, codes))
-    parsed.typed = pd.DataFrame(frame, index=pd.RangeIndex(parsed.rows))
+    # copy=False: each column its own block (no consolidation, which copies them)
+    parsed.typed = pd.DataFrame(frame, index=pd.RangeIndex(parsed.rows), copy=False)
     return parsed
 
 
@@ -617,12 +624,25 @@ def _needed_keys(fl_package: Any) -> dict[str, set[str]]:
     return needed
 
 
+def start_prefetch(package: Package) -> Prefetch:
+    """Start reading the package's large CSV files with pyarrow in the background (see
+    ``fast_read.Prefetch``); call before the descriptor is handed to frictionless."""
+    prefetch = Prefetch()
+    for resource in package.resources.values():
+        fields = resource.schema.get("fields")
+        if isinstance(fields, list) and str(resource.path).lower().endswith(".csv"):
+            prefetch.start(resource.path, len(fields))
+    return prefetch
+
+
 #: resources are read by this many threads (pyarrow, numpy and hashlib release the GIL)
 READ_THREADS = 2
 
 
 def _read_all(
-    jobs: dict[str, tuple[Resource, Any]], needed: dict[str, set[str]]
+    jobs: dict[str, tuple[Resource, Any]],
+    needed: dict[str, set[str]],
+    prefetch: Prefetch | None = None,
 ) -> dict[str, _Parsed | FallbackError]:
     """Read every resource on the fast path, the largest files first, ``READ_THREADS`` at
     a time; a resource the fast path cannot read gives its FallbackError."""
@@ -631,7 +651,7 @@ def _read_all(
     def read(name: str) -> _Parsed | FallbackError:
         resource, fl_resource = jobs[name]
         try:
-            return _read_resource(resource, fl_resource, needed.get(name, set()))
+            return _read_resource(resource, fl_resource, needed.get(name, set()), prefetch)
         except FallbackError as exc:
             return exc
 
@@ -649,11 +669,14 @@ def _read_all(
     return {name: done[name] for name in jobs}
 
 
-def validate_tables(package: Package, fl_package: Any) -> TableResult:
+def validate_tables(
+    package: Package, fl_package: Any, prefetch: Prefetch | None = None
+) -> TableResult:
     """Validate every resource's rows; frictionless for what the fast path cannot do.
 
     ``fl_package`` is the frictionless Package built from the vetted descriptor (see
-    ``checks.frictionless_descriptor``), already checked for descriptor errors.
+    ``checks.frictionless_descriptor``), already checked for descriptor errors;
+    ``prefetch`` holds reads of large files started beforehand (``start_prefetch``).
     """
 
     result = TableResult()
@@ -669,7 +692,7 @@ def validate_tables(package: Package, fl_package: Any) -> TableResult:
         # validates a package's resources as part of it): not validated again here
         jobs[name] = (resource, fl_resource)
     parsed: dict[str, _Parsed] = {}
-    for name, outcome in _read_all(jobs, needed).items():
+    for name, outcome in _read_all(jobs, needed, prefetch).items():
         if isinstance(outcome, FallbackError):
             result.fallback[name] = str(outcome)
         else:

@@ -407,26 +407,19 @@ def arrow_readable(encoding: str, dialect: csv.Dialect, stats: dict[str, Any]) -
     )
 
 
-def _arrow_chunks(
-    path: Path, dialect: csv.Dialect, width: int, quoted: bool, size: int
-) -> Iterator[_Block]:
-    """The records of a file by pyarrow's CSV reader, every cell as text: the whole file
-    as one block up to ``ARROW_TABLE_BYTES`` (``size``), else streamed in blocks of
-    ``ARROW_BLOCK_BYTES``.
-
-    Each record must have ``width`` cells (else ``ArrowReadError``); ``quoted`` says
-    whether the file has quote characters (then a quoted cell may span lines).
-    """
+def _arrow_options(delimiter: str, width: int, quoted: bool, size: int) -> dict[str, Any]:
+    """pyarrow's CSV options: ``width`` columns of text, cells as written (no nulls), the
+    dialect's delimiter, quoting only when the file has quote characters."""
     import pyarrow as pa
     from pyarrow import csv as pa_csv
 
     names = [f"c{j}" for j in range(width)]
-    options = {
+    return {
         "read_options": pa_csv.ReadOptions(
             column_names=names, block_size=min(ARROW_BLOCK_BYTES, max(1 << 20, size // 8))
         ),
         "parse_options": pa_csv.ParseOptions(
-            delimiter=dialect.delimiter,
+            delimiter=delimiter,
             quote_char='"' if quoted else False,
             double_quote=True,
             escape_char=False,
@@ -440,9 +433,78 @@ def _arrow_chunks(
             null_values=[],
         ),
     }
+
+
+class Prefetch:
+    """pyarrow's reads of a package's large files, started in background threads before
+    frictionless is imported and the descriptor validated (pyarrow releases the GIL, so
+    on two cores the parse runs beside that work).
+
+    Each read assumes what most large files are: comma-separated, no quote character,
+    the schema's width. ``take`` hands a read over only when the file proves to be so
+    (the caller has sniffed the dialect and scanned the bytes); otherwise the read is
+    dropped and the file read as usual.
+    """
+
+    def __init__(self) -> None:
+        self.reads: dict[Path, tuple[int, int, threading.Thread, list[Any]]] = {}
+
+    def start(self, path: Path, width: int) -> None:
+        """Read ``path`` in the background if it is large enough to gain from it."""
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if not ARROW_PARALLEL_BYTES <= size <= ARROW_TABLE_BYTES or width < 1:
+            return
+        found: list[Any] = []
+
+        def read() -> None:
+            from pyarrow import csv as pa_csv
+
+            try:
+                found.append(pa_csv.read_csv(path, **_arrow_options(",", width, False, size)))
+            except Exception as exc:  # reported when the read is taken, as pyarrow's
+                found.append(exc)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        self.reads[path] = (width, size, thread, found)
+
+    def take(self, path: Path, delimiter: str, width: int, size: int) -> Any:
+        """The read of ``path`` (a table, or pyarrow's exception) if it was made with
+        these options, else None; the read is handed over once."""
+        entry = self.reads.pop(path, None)
+        if entry is None or delimiter != "," or (entry[0], entry[1]) != (width, size):
+            return None
+        entry[2].join()
+        return entry[3][0] if entry[3] else None
+
+
+def _arrow_chunks(
+    path: Path,
+    dialect: csv.Dialect,
+    width: int,
+    quoted: bool,
+    size: int,
+    prefetched: Any = None,
+) -> Iterator[_Block]:
+    """The records of a file by pyarrow's CSV reader, every cell as text: the whole file
+    as one block up to ``ARROW_TABLE_BYTES`` (``size``), else streamed in blocks of
+    ``ARROW_BLOCK_BYTES``; ``prefetched``: the same read, already made (``Prefetch``).
+
+    Each record must have ``width`` cells (else ``ArrowReadError``); ``quoted`` says
+    whether the file has quote characters (then a quoted cell may span lines).
+    """
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    options = _arrow_options(dialect.delimiter, width, quoted, size)
     try:
-        if size <= ARROW_TABLE_BYTES:
-            table = pa_csv.read_csv(path, **options)
+        if isinstance(prefetched, Exception):
+            raise prefetched
+        if prefetched is not None or size <= ARROW_TABLE_BYTES:
+            table = prefetched if prefetched is not None else pa_csv.read_csv(path, **options)
             if table.num_rows:
                 yield _ArrowBlock(table, parallel=size >= ARROW_PARALLEL_BYTES)
             return

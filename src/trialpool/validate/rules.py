@@ -136,7 +136,7 @@ def _fmt(value: Any) -> str:
 
 @dataclass(frozen=True)
 class RowRule:
-    """A rule on single rows of one resource (run as a pandera check)."""
+    """A rule on single rows of one resource: a boolean mask over its typed frame."""
 
     resource: str
     rule: str

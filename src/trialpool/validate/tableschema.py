@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from trialpool.package.loader import Package, Resource
-from trialpool.validate.fast import breaks_rows, validate_tables
+from trialpool.validate.fast import Prefetch, breaks_rows, validate_tables
 from trialpool.validate.issues import FRICTIONLESS, TRIALPOOL, ValidationIssue, package_issue
 
 
@@ -176,9 +176,11 @@ def choose_engine(engine: str | None, data_bytes: int) -> str:
     return "fast" if choice == "auto" else choice
 
 
-def _fast_issues(package: Package, fl_package: Any) -> tuple[list[ValidationIssue], set[str], Any]:
+def _fast_issues(
+    package: Package, fl_package: Any, prefetch: Prefetch | None = None
+) -> tuple[list[ValidationIssue], set[str], Any]:
     issues: list[ValidationIssue] = []
-    result = validate_tables(package, fl_package)
+    result = validate_tables(package, fl_package, prefetch)
     parsable: set[str] = set()
     for name in fl_package.resource_names:
         task_issues, ok = _task_issues(package, name, result.errors.get(name, []))
@@ -207,16 +209,25 @@ class TableCheck:
     readers: dict[str, str] = field(default_factory=dict)
 
 
-def _fast_check(package: Package, fl_package: Any, engine: str) -> TableCheck:
-    issues, parsable, result = _fast_issues(package, fl_package)
+def _fast_check(
+    package: Package, fl_package: Any, engine: str, prefetch: Prefetch | None = None
+) -> TableCheck:
+    issues, parsable, result = _fast_issues(package, fl_package, prefetch)
     return TableCheck(
         issues, parsable, engine, fl_package, result.frames, result.fallback, result.readers
     )
 
 
-def check_tables(package: Package, *, engine: str | None, data_bytes: int) -> TableCheck:
+def check_tables(
+    package: Package,
+    *,
+    engine: str | None,
+    data_bytes: int,
+    prefetch: Prefetch | None = None,
+) -> TableCheck:
     """Run Table Schema validation with the chosen engine (see ``choose_engine``).
 
+    ``prefetch``: reads of large files the fast engine may use (``fast.start_prefetch``).
     An engine crash (frictionless has a few on odd cells) is retried with the fast path,
     which reads such cells as type errors; if that fails too, one ``validation-failed``
     issue says so.
@@ -227,7 +238,7 @@ def check_tables(package: Package, *, engine: str | None, data_bytes: int) -> Ta
         return TableCheck(issues, None, chosen)
     try:
         if chosen == "fast":
-            return _fast_check(package, fl_package, chosen)
+            return _fast_check(package, fl_package, chosen, prefetch)
         issues, parsable = frictionless_issues(package, fl_package)
         return TableCheck(issues, parsable, chosen, fl_package)
     except Exception as exc:
