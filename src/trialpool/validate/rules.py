@@ -563,17 +563,18 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: Col
             mine = _pair(sid, aid, n_a)
             known = _pair(known_sid, known_aid, n_a)
             where = np.flatnonzero((mine >= 0) & ~np.isin(mine, known[known >= 0]))
-            s_text, a_text = _objects(frame["study_id"]), _objects(frame["arm_id"])
-            arms_path = package.resources["arms"].display_path
-            out.add_rows(
-                name,
-                where + 2,
-                "arm_id",
-                "arm-not-found",
-                lambda k, w=where, s=s_text, a=a_text, p=arms_path: (
-                    f"arm ({s[w[k]]}, {a[w[k]]}) is not in {p}"
-                ),
-            )
+            if len(where):
+                s_text, a_text = _objects(frame["study_id"]), _objects(frame["arm_id"])
+                arms_path = package.resources["arms"].display_path
+                out.add_rows(
+                    name,
+                    where + 2,
+                    "arm_id",
+                    "arm-not-found",
+                    lambda k, w=where, s=s_text, a=a_text, p=arms_path: (
+                        f"arm ({s[w[k]]}, {a[w[k]]}) is not in {p}"
+                    ),
+                )
         # timepoints within the study's follow-up
         if (
             studies is not None
@@ -590,6 +591,8 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: Col
             weeks = frame["timepoint_weeks"].to_numpy(dtype=np.float64, na_value=np.nan)
             with np.errstate(invalid="ignore"):
                 where = np.flatnonzero(weeks > limit)
+            if not len(where):
+                continue
             ids = _objects(frame["study_id"])
             out.add_rows(
                 name,
