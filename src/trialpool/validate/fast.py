@@ -517,7 +517,10 @@ def _typed_columns(fl_field: Any, col: _Column, codes: np.ndarray) -> dict[str, 
         row_codes = np.append(value_codes, -1)[np.where(codes >= 0, codes, len(value_codes))]
     else:
         row_codes = value_codes[codes]
-    merged = pd.Categorical.from_codes(row_codes, categories=pd.Index(categories, dtype=object))
+    # the codes index the categories by construction: not checked again row by row
+    merged = pd.Categorical.from_codes(
+        row_codes, categories=pd.Index(categories, dtype=object), validate=False
+    )
     if len(categories) and (codes < 0).any():  # a value may be in missing cells only
         merged = merged.remove_unused_categories()
     if kind == "boolean":
