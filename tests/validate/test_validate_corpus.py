@@ -374,6 +374,55 @@ CORPUS: list[Bad] = [
         edits(continuous_outcomes=set_cell(3, "mean", "inf")),
         (f"{CONT}: row 3: field mean:", "[non-finite-number]"),
     ),
+    # --- numbers a float64 or an int64 cannot hold (Table Schema accepts them)
+    Bad(
+        "count beyond int64, written out in 401 digits",
+        edits(dichotomous_outcomes=set_cell(3, "events", "1" + "0" * 400)),
+        (
+            f"{DICH}: row 3: field events:",
+            "beyond the 64-bit integer range",
+            "[integer-out-of-range]",
+        ),
+        where=("integer-out-of-range", DICH, 3, "events"),
+    ),
+    Bad(
+        "count one past the largest int64",
+        edits(arms=set_cell(3, "n_randomised", str(2**63))),
+        (f"{ARMS}: row 3: field n_randomised:", "[integer-out-of-range]"),
+        where=("integer-out-of-range", ARMS, 3, "n_randomised"),
+    ),
+    Bad(
+        "count below the smallest int64",
+        edits(
+            effect_estimates=lambda t: (
+                t + EFFECT_ROW.format(se="0.4").replace(",30,30,", f",{-(2**63) - 1},30,")
+            )
+        ),
+        (f"{EFFECT}: row 2: field n_experimental:", "[integer-out-of-range]"),
+        where=("integer-out-of-range", EFFECT, 2, "n_experimental"),
+    ),
+    Bad(
+        "NaN mean",
+        edits(continuous_outcomes=set_cell(2, "mean", "nan")),
+        (f"{CONT}: row 2: field mean:", "mean is not a finite number", "[non-finite-number]"),
+        where=("non-finite-number", CONT, 2, "mean"),
+    ),
+    Bad(
+        "mean beyond the range of a float",
+        edits(continuous_outcomes=set_cell(3, "mean", "1e400")),
+        (
+            f"{CONT}: row 3: field mean:",
+            "beyond the range of a 64-bit float",
+            "[non-finite-number]",
+        ),
+        where=("non-finite-number", CONT, 3, "mean"),
+    ),
+    Bad(
+        "negative infinity in an effect estimate",
+        edits(effect_estimates=lambda t: t + EFFECT_ROW.format(se="0.4").replace("-0.98", "-inf")),
+        (f"{EFFECT}: row 2: field estimate:", "[non-finite-number]"),
+        where=("non-finite-number", EFFECT, 2, "estimate"),
+    ),
     Bad(
         "NA in an integer",
         edits(continuous_outcomes=set_cell(2, "n", "NA")),
@@ -698,6 +747,15 @@ ACCEPTED: list[Bad] = [
         0,
     ),
     Bad("CRLF line ends", edits(studies=lambda t: t.replace("\n", "\r\n")), ("VALID",), 0),
+    Bad(
+        "the largest int64, also with spaces around it",
+        edits(
+            arms=set_cell(2, "n_randomised", str(2**63 - 1)),
+            dichotomous_outcomes=set_cell(2, "total", f" {2**63 - 1} "),
+        ),
+        ("VALID",),
+        0,
+    ),
     Bad("CR line ends", edits(arms=lambda t: t.replace("\n", "\r")), ("VALID",), 0),
     Bad(
         "quoted cells with commas and quotes",
@@ -854,6 +912,9 @@ def test_fast_path_matches_frictionless(
     # the vectorised readers (used for columns with many distinct values) agree too
     monkeypatch.setattr(fastvalidate, "DISTINCT_READER_LIMIT", 0)
     assert engine_locations(descriptor, "fast") == reference
+    # and so does pandas' parser, which reads what pyarrow's reader does not
+    monkeypatch.setattr(fastvalidate, "arrow_readable", lambda *args: False)
+    assert engine_locations(descriptor, "fast") == reference
 
 
 @pytest.mark.parametrize("case", PARITY, ids=[c.name for c in PARITY])
@@ -897,6 +958,8 @@ def test_every_new_rule_has_a_corpus_case() -> None:
         "unknown-extension",
         "extension-resource-missing",
         "foreign-key",
+        "integer-out-of-range",
+        "non-finite-number",
     }
     assert new_rules <= planted, sorted(new_rules - planted)
 

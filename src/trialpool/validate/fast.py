@@ -10,23 +10,29 @@ broken packages and compares verdicts and locations.
 
 How it stays faithful:
 
-* the descriptor and each resource's metadata are validated by frictionless itself
-  (cheap); the encoding is detected and the CSV dialect sniffed with frictionless' own
-  code on the same sample, so the file is split into the same records;
-* each file is read in a few streaming passes: one for bytes, md5 and sha256; one for
-  the shape of every record (cell count) as Python's ``csv`` module (frictionless'
-  parser) sees it, and one by pandas' C parser, in chunks of ``CHUNK_ROWS``, for the
-  cells. A file with no quote character is split into records exactly at line ends,
-  so its shapes come from byte positions with numpy; any other file goes through the
-  ``csv`` module, and each record's total length must then match pandas' cells. The
+* the descriptor and its resources' metadata are validated by frictionless itself (once,
+  with the package); the encoding is detected and the CSV dialect sniffed with
+  frictionless' own code on the same sample, so the file is split into the same records;
+* each file is read in streaming passes: one for its size and the bytes of note (quote
+  and escape characters, NUL, empty lines), with the declared hash computed beside it in
+  a thread; one for the cells. The cells are read by pyarrow's streaming CSV reader
+  (blocks of ``ARROW_BLOCK_BYTES``) when it splits the file as Python's ``csv`` module
+  (frictionless' parser) does: UTF-8, and every record of the schema's width. A file
+  with no quote character is split at line ends by both, and pyarrow refuses a record
+  of another width; any other file is first split by the ``csv`` module, and each
+  record's total cell length must then match pyarrow's cells. Everything else (short
+  records, other encodings and dialects) is read by pandas' C parser in chunks of
+  ``CHUNK_ROWS``, against the record shapes taken with numpy or the ``csv`` module. The
   parsers must agree on every record, or the resource is handed to frictionless;
 * frictionless guesses the header row from the widths of the first 100 records; the
   same guess is made (with its own detector) and anything but row 1 is handed over;
-* a cell is parsed once per distinct value: by frictionless' own cell reader
-  (``Field.read_cell``: missing values, type, constraints) when a column has few
-  distinct values, or by vectorised code written to the same rules (``int()``,
-  ``Decimal()``, ``re.match('^...$')``) otherwise, with frictionless' reader for any
-  value outside the plain ASCII forms;
+* a cell is parsed once per distinct value of its column in the whole file (values new
+  in a block are matched in pyarrow, and only those become Python strings): by
+  frictionless' own cell reader (``Field.read_cell``: missing values, type, constraints)
+  when there are few distinct values, or by vectorised code written to the same rules
+  (``int()``, ``Decimal()``, ``re.match('^...$')``; numbers recognised and converted by
+  pyarrow) otherwise, with frictionless' reader for any value outside the plain ASCII
+  forms;
 * unique, primary-key and foreign-key checks compare parsed values, as frictionless
   does (``4`` and ``4.0`` are the same number; an empty key cell is ``None``).
 
@@ -36,28 +42,32 @@ rows with extra cells, NUL bytes, undecodable bytes, non-CSV formats, compressio
 dialect options beyond delimiter/quote/escape, a foreign key to such a resource. The
 result records which resources went that way (``TableResult.fallback``).
 
-The engine is split by job: this module drives it (which resources take the fast path,
-the read of each resource in chunks, the errors in frictionless' order and limit);
-:mod:`trialpool.validate.fast_read` reads a file (bytes and hashes, encoding, dialect,
-record shapes, pandas chunks) and parses cells; :mod:`trialpool.validate.fast_keys`
-checks unique, primary and foreign keys. ``FallbackError``, ``detect_encoding`` and
-``sniff_dialect`` are importable from here too.
+The engine is split by job: this module drives it (which resources take the fast path
+and which reader, the read of each resource block by block, the errors in frictionless'
+order and limit); :mod:`trialpool.validate.fast_read` reads a file (bytes and hashes,
+encoding, dialect, record shapes, pyarrow blocks, pandas chunks) and parses cells;
+:mod:`trialpool.validate.fast_keys` checks unique, primary and foreign keys.
+``FallbackError``, ``detect_encoding`` and ``sniff_dialect`` are importable from here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from trialpool.package.loader import Package, Resource
 from trialpool.validate.fast_keys import _error, _is_none, _Key, _key_errors
 from trialpool.validate.fast_read import (
     _BYTE_SAFE,
+    ArrowReadError,
     FallbackError,
+    Prefetch,
+    _arrow_chunks,
+    _Block,
     _chunks,
     _field_missing_values,
     _file_stats,
@@ -67,12 +77,14 @@ from trialpool.validate.fast_read import (
     _shapes,
     _shapes_unquoted,
     _vectorisable,
+    arrow_readable,
     detect_encoding,
     sniff_dialect,
 )
 from trialpool.validate.fast_read import BUFFER_SIZE as BUFFER_SIZE
 from trialpool.validate.fast_read import CHUNK_ROWS as CHUNK_ROWS
 from trialpool.validate.fast_read import SAMPLE_LINES as SAMPLE_LINES
+from trialpool.validate.rules import NONFINITE, OUT_OF_RANGE
 
 #: frictionless' default limit of errors per resource
 LIMIT_ERRORS = 1000
@@ -100,7 +112,9 @@ class TableResult:
     in frictionless' order); ``package_errors`` are descriptor-level errors (then no
     resource was read and ``parsable`` is None). ``frames`` holds the typed frame of
     every resource read on the fast path; ``fallback`` names each resource that was
-    validated by frictionless instead, with the reason.
+    validated by frictionless instead, with the reason; ``readers`` which parser read the
+    cells of each fast-path resource (``arrow``: pyarrow's CSV reader; ``pandas``: pandas'
+    C parser, for records of other widths or encodings pyarrow does not read).
     """
 
     package_errors: list[dict[str, Any]] = field(default_factory=list)
@@ -108,19 +122,82 @@ class TableResult:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     parsable: set[str] | None = field(default_factory=set)
     fallback: dict[str, str] = field(default_factory=dict)
+    readers: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
 # reading one resource
 
 
-@dataclass
 class _Column:
-    """Per-cell results of one field over all rows."""
+    """One field over all rows: its distinct raw values (across all blocks), each parsed
+    once, and a code per row into them (-1 for a missing cell of a short record)."""
 
-    typed: list[Any] = field(default_factory=list)
-    nonfinite: list[np.ndarray] = field(default_factory=list)
-    keys: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    def __init__(self, fl_field: Any, missing_values: set[str], with_lengths: bool) -> None:
+        self.fl_field = fl_field
+        self.missing_values = missing_values
+        self.with_lengths = with_lengths
+        self.values = np.empty(0, dtype=object)
+        self.index: pd.Index | None = None
+        self.res: _Results | None = None
+        self.none = np.zeros(0, dtype=bool)
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.codes: list[np.ndarray] = []
+        self.arrow: Any = None  # the distinct values as an Arrow array (pyarrow blocks)
+
+    def add(self, codes: np.ndarray, uniques: Any) -> np.ndarray:
+        """The codes of one block (into the block's ``uniques``) as codes into ``values``;
+        values not seen before are parsed."""
+        if isinstance(uniques, np.ndarray):
+            if len(self.values):
+                if self.index is None:  # built when a second block comes
+                    self.index = pd.Index(self.values, dtype=object)
+                where = self.index.get_indexer(uniques)
+            else:
+                where = np.full(len(uniques), -1, dtype=np.intp)
+            fresh = where < 0
+            new = uniques[fresh]
+            added = None
+        else:  # an Arrow string array: matched in Arrow, only new values made Python
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            if self.arrow is None:
+                found = pa.nulls(len(uniques), type=pa.int32())
+            else:
+                found = pc.index_in(uniques, value_set=self.arrow)
+            fresh = found.is_null().to_numpy(zero_copy_only=False)
+            where = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+            added = uniques.filter(pa.array(fresh))
+            new = np.asarray(added.to_numpy(zero_copy_only=False), dtype=object)
+            if len(new):
+                parts = [added] if self.arrow is None else [self.arrow, added]
+                self.arrow = pa.concat_arrays(parts)
+        first = not len(self.values)
+        if len(new):
+            res = _results_for(self.fl_field, new, self.missing_values, added)
+            where[fresh] = len(self.values) + np.arange(len(new))
+            self.values = np.concatenate([self.values, new])
+            self.index = None
+            self.res = res if self.res is None else _concat_results(self.res, res)
+            self.none = np.concatenate([self.none, _is_none(res.key)])
+            if self.with_lengths:
+                lens = [len(u) if isinstance(u, str) else 0 for u in new]
+                self.lengths = np.concatenate([self.lengths, np.asarray(lens, dtype=np.int64)])
+        if first:  # every value is new, in the block's order: the codes stay as they are
+            return codes
+        return where[codes]
+
+
+def _concat_results(a: _Results, b: _Results) -> _Results:
+    return _Results(
+        np.concatenate([a.type_error, b.type_error]),
+        {c: np.concatenate([a.fails[c], b.fails[c]]) for c in a.fails},
+        np.concatenate([a.key, b.key]),
+        np.concatenate([a.typed, b.typed]),
+        np.concatenate([a.nonfinite, b.nonfinite]),
+        np.concatenate([a.overflow, b.overflow]),
+    )
 
 
 @dataclass
@@ -138,18 +215,43 @@ class _Parsed:
     blank: np.ndarray | None = None
     n_cell_errors: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    reader: str = "pandas"  # which parser read the cells: "arrow" or "pandas"
 
 
 # kept here, beside DISTINCT_READER_LIMIT, which the tests lower on this module
-def _results_for(fl_field: Any, uniques: np.ndarray, missing_values: set[str]) -> _Results:
-    """Results per distinct value: frictionless' reader, or vectorised when many."""
+def _results_for(
+    fl_field: Any, uniques: np.ndarray, missing_values: set[str], arrow: Any = None
+) -> _Results:
+    """Results per distinct value: frictionless' reader, or vectorised when many
+    (``arrow``: the same values as a pyarrow array, when the file was read by pyarrow)."""
     if _vectorisable(fl_field) and len(uniques) > DISTINCT_READER_LIMIT:
-        return _read_vectorised(fl_field, uniques, missing_values)
+        return _read_vectorised(fl_field, uniques, missing_values, arrow)
     return _read_with_frictionless(fl_field, uniques, fl_field.type in {"number", "integer"})
 
 
-def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) -> _Parsed:
-    """Read one CSV on the fast path (or raise FallbackError)."""
+def _hash_algorithms(fl_resource: Any) -> tuple[str, ...]:
+    """The hash the descriptor declares, if it is one the fast path computes."""
+    from frictionless import helpers
+
+    declared = fl_resource.hash
+    if not declared:
+        return ()
+    algorithm, _ = helpers.parse_resource_hash_v1(declared)
+    return (algorithm,) if algorithm in {"md5", "sha256"} else ()
+
+
+def _read_resource(
+    resource: Resource, fl_resource: Any, needed_keys: set[str], prefetch: Prefetch | None = None
+) -> _Parsed:
+    """Read one CSV on the fast path (or raise FallbackError).
+
+    pyarrow's CSV reader reads the cells whenever it splits the file as Python's csv
+    module does: a file without quote characters is tried directly (pyarrow itself
+    refuses a record of another width); otherwise the shapes of the records are taken
+    first and pyarrow is used when every record has the schema's width (then the cell
+    lengths of each record must match too). pandas' C parser reads anything else, and
+    whatever pyarrow read otherwise than the csv module.
+    """
     if fl_resource.format != "csv" or fl_resource.compression or fl_resource.innerpath:
         raise FallbackError("not a plain CSV file")
     for key in ("rows", "fields"):
@@ -158,11 +260,18 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
     path = resource.path
     if not path.is_file():
         raise FallbackError("file not found")
-    stats = _file_stats(path)
+    fl_fields = list(fl_resource.schema.fields)
+    # an empty line is a blank row either way when "" is missing in every field
+    empty_missing = all("" in _field_missing_values(f) for f in fl_fields)
+    stats = _file_stats(path, _hash_algorithms(fl_resource), blank_lines=not empty_missing)
     if stats["bytes"] == 0:
         raise FallbackError("empty file")
     encoding = detect_encoding(path, fl_resource)
     dialect = sniff_dialect(path, encoding, fl_resource)
+    width = len(fl_fields)
+    if width == 0:
+        raise FallbackError("header or rows wider or narrower than the schema")
+    arrow = arrow_readable(encoding, dialect, stats)
     quick = (
         dialect.quotechar == '"'
         and dialect.escapechar is None
@@ -170,104 +279,156 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
         and encoding in _BYTE_SAFE
         and dialect.delimiter.isascii()
     )
+    prefetched = prefetch.take(path, dialect.delimiter, width, stats["bytes"]) if prefetch else None
+    if quick and arrow:  # records are lines; pyarrow refuses any of another width
+        try:
+            return _parse(
+                resource,
+                fl_resource,
+                needed_keys,
+                stats,
+                None,
+                None,
+                "arrow",
+                _arrow_chunks(
+                    path, dialect, width, quoted=False, size=stats["bytes"], prefetched=prefetched
+                ),
+            )
+        except ArrowReadError:
+            pass
     if quick:  # no quoting: records are lines, counted with numpy
         counts, lengths = _shapes_unquoted(path, dialect.delimiter), None
     else:
         counts, lengths = _shapes(path, encoding, dialect)
-    fl_fields = list(fl_resource.schema.fields)
-    names = [f.name for f in fl_fields]
-    width = len(fl_fields)
-    if width == 0 or len(counts) == 0 or counts[0] != width or (counts > width).any():
+    if len(counts) == 0 or counts[0] != width or (counts > width).any():
         raise FallbackError("header or rows wider or narrower than the schema")
-    # frictionless guesses the header row from the widths of the first records
+    if arrow and (counts == width).all():
+        try:
+            return _parse(
+                resource,
+                fl_resource,
+                needed_keys,
+                stats,
+                counts,
+                lengths,
+                "arrow",
+                _arrow_chunks(path, dialect, width, quoted=not quick, size=stats["bytes"]),
+            )
+        except ArrowReadError:
+            pass
+    return _parse(
+        resource,
+        fl_resource,
+        needed_keys,
+        stats,
+        counts,
+        lengths,
+        "pandas",
+        _chunks(path, encoding, dialect, width),
+    )
+
+
+def _check_header_row(fl_resource: Any, counts: np.ndarray) -> None:
+    """frictionless guesses the header row from the widths of the first records."""
     sample = [[""] * int(c) for c in counts[: fl_resource.detector.sample_size]]
     probe = fl_resource.detector.detect_dialect(sample, dialect=fl_resource.dialect.to_copy())
     if probe.header is not True or list(probe.header_rows) != [1]:
         raise FallbackError("frictionless would take another row as the header")
-    parsed = _Parsed(resource, fl_resource, stats=stats)
-    columns = [_Column() for _ in fl_fields]
-    missing_sets = [_field_missing_values(f) for f in fl_fields]
+
+
+def _parse(
+    resource: Resource,
+    fl_resource: Any,
+    needed_keys: set[str],
+    stats: dict[str, Any],
+    counts: np.ndarray | None,
+    lengths: np.ndarray | None,
+    reader: str,
+    blocks: Iterator[_Block],
+) -> _Parsed:
+    """Parse the cells of every block; ``counts`` (cells per record) is None when every
+    record has the schema's width; ``lengths`` (total cell length per record, by the csv
+    module) is checked against the blocks' cells when given."""
+    fl_fields = list(fl_resource.schema.fields)
+    names = [f.name for f in fl_fields]
+    width = len(fl_fields)
+    if counts is not None:
+        _check_header_row(fl_resource, counts)
+    # where pyarrow and the csv module disagree, pandas' parser is tried next
+    disagree: type[Exception] = ArrowReadError if reader == "arrow" else FallbackError
+    parsed = _Parsed(resource, fl_resource, stats=stats, reader=reader)
+    columns = [_Column(f, _field_missing_values(f), lengths is not None) for f in fl_fields]
     seen = 0
     blank_parts: list[np.ndarray] = []
-    for chunk in _chunks(path, encoding, dialect, width):
+    for block in blocks:
         start = seen
-        seen += len(chunk)
-        if seen > len(counts):
-            raise FallbackError("pandas and csv disagree on the number of records")
+        seen += block.n
+        if counts is not None and seen > len(counts):
+            raise disagree("the cell reader and csv disagree on the number of records")
         first_row = 2 if start == 0 else start + 1
         skip = 1 if start == 0 else 0  # the header
-        n = len(chunk) - skip
-        data = chunk.to_numpy(dtype=object)
-        if start == 0 and [str(v) for v in data[0]] != names:
+        n = block.n - skip
+        if start == 0 and block.first() != names:
             raise FallbackError("header differs from the schema's field names")
         if n <= 0:
             continue
         rows = np.arange(first_row, first_row + n, dtype=np.int64)
-        chunk_counts = counts[rows - 1]
+        chunk_counts = counts[rows - 1] if counts is not None else None
         total = np.zeros(n, dtype=np.int64)
-        blank = np.ones(n, dtype=bool)
+        # rows that are blank so far (None: no blank row in this block)
+        blank: np.ndarray | None = np.ones(n, dtype=bool)
         recs: list[tuple[np.ndarray, ...]] = []
-        raw_of: list[tuple[np.ndarray, np.ndarray]] = []
         for j, fl_field in enumerate(fl_fields):
-            codes, uniques = pd.factorize(data[skip:, j], use_na_sentinel=False)
-            uniques = np.asarray(uniques, dtype=object)
-            raw_of.append((codes, uniques))
+            col = columns[j]
+            codes = col.add(*block.column(j, skip))
+            res = cast(_Results, col.res)  # set by add: a block has rows, so values
             if lengths is not None:
-                lens = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=len(uniques))
-                total += lens[codes]
-            res = _results_for(fl_field, uniques, missing_sets[j])
-            type_error = res.type_error[codes]
-            fails = {c: arr[codes] for c, arr in res.fails.items()}
-            nonfinite = res.nonfinite[codes]
-            is_none = _is_none(res.key)[codes]
+                total += col.lengths[codes]
             # a missing cell (short row) is read as None, not as ""
-            missing_cell = chunk_counts <= j
-            has_missing = bool(missing_cell.any())
-            if has_missing:
-                type_error[missing_cell] = False
-                for c in fails:
-                    fails[c][missing_cell] = False
-                if fl_field.constraints.get("required") and "required" in fails:
-                    fails["required"][missing_cell] = True
-                nonfinite[missing_cell] = False
-                is_none[missing_cell] = True
-            blank &= is_none & ~type_error
-            if res.typed.dtype.kind == "f":
-                typed = res.typed[codes]
-                if has_missing:
-                    typed[missing_cell] = np.nan
-                columns[j].typed.append(typed)
-            else:  # text or boolean: a categorical built from the distinct values
-                shown = np.array(
-                    [v if v is None or isinstance(v, str | bool) else str(v) for v in res.typed],
-                    dtype=object,
-                )
-                cat_codes, categories = pd.factorize(shown)
-                row_codes = cat_codes[codes]
-                row_codes[missing_cell] = -1
-                columns[j].typed.append(
-                    pd.Categorical.from_codes(
-                        row_codes, categories=pd.Index(categories, dtype=object)
-                    )
-                )
-            columns[j].nonfinite.append(nonfinite)
-            if fl_field.name in needed_keys:
-                row_codes = codes.copy()
-                row_codes[missing_cell] = len(res.key)
-                columns[j].keys.append((row_codes, np.append(res.key, None)))
-            idx = np.flatnonzero(type_error)
-            if len(idx):
-                recs.append(_rec(rows[idx], j * 64, _TYPE, j, -1))
-            for k, c in enumerate(fails):
-                idx = np.flatnonzero(fails[c])
+            missing_cell = chunk_counts <= j if chunk_counts is not None else None
+            short = missing_cell is not None and bool(missing_cell.any())
+            # per-row flags only where some distinct value (or a short row) raises them
+            type_error = res.type_error[codes] if short or res.type_error.any() else None
+            fails = {c: arr[codes] if short or arr.any() else None for c, arr in res.fails.items()}
+            may_be_none = short or bool(col.none.any())
+            is_none = col.none[codes] if blank is not None and may_be_none else None
+            if missing_cell is not None and short:
+                if type_error is not None:
+                    type_error[missing_cell] = False
+                for flags in fails.values():
+                    if flags is not None:
+                        flags[missing_cell] = False
+                required = fails.get("required")
+                if fl_field.constraints.get("required") and required is not None:
+                    required[missing_cell] = True
+                if is_none is not None:
+                    is_none[missing_cell] = True
+                codes = codes.copy()
+                codes[missing_cell] = -1
+                idx = np.flatnonzero(missing_cell)
+                recs.append(_rec(rows[idx], 10_000 + j, _MISSING_CELL, j, -1))
+            col.codes.append(codes)
+            if blank is not None:
+                if is_none is None:
+                    blank = None
+                else:
+                    blank &= is_none if type_error is None else is_none & ~type_error
+                    if not blank.any():
+                        blank = None
+            if type_error is not None:
+                idx = np.flatnonzero(type_error)
+                if len(idx):
+                    recs.append(_rec(rows[idx], j * 64, _TYPE, j, -1))
+            for k, flags in enumerate(fails.values()):
+                if flags is None:
+                    continue
+                idx = np.flatnonzero(flags)
                 if len(idx):
                     recs.append(_rec(rows[idx], j * 64 + 1 + k, _CONSTRAINT, j, k))
-            idx = np.flatnonzero(missing_cell)
-            if len(idx):
-                recs.append(_rec(rows[idx], 10_000 + j, _MISSING_CELL, j, -1))
         # the two parsers must agree on every record
         if lengths is not None and not np.array_equal(total, lengths[rows - 1]):
-            raise FallbackError("pandas and csv split a record differently")
+            raise disagree("the cell reader and csv split a record differently")
+        blank = np.zeros(n, dtype=bool) if blank is None else blank
         blank_parts.append(blank)
         if blank.any():
             recs = [tuple(a[~np.isin(r[0], rows[blank])] for a in r) for r in recs]
@@ -282,23 +443,29 @@ def _read_resource(resource: Resource, fl_resource: Any, needed_keys: set[str]) 
                 parsed.records.append(kept)
                 for row, j in zip(kept[0].tolist(), kept[3].tolist(), strict=True):
                     if j >= 0:
-                        at = row - first_row
-                        if chunk_counts[at] <= j:
-                            parsed.cells[(row, j)] = "None"
-                        else:
-                            codes, uniques = raw_of[j]
-                            parsed.cells[(row, j)] = str(uniques[codes[at]])
-    if seen != len(counts):
-        raise FallbackError("pandas and csv disagree on the number of records")
+                        code = columns[j].codes[-1][row - first_row]
+                        parsed.cells[(row, j)] = (
+                            "None" if code < 0 else str(columns[j].values[code])
+                        )
+    if counts is None:
+        _check_header_row(fl_resource, np.full(min(seen, 10_000), width, dtype=np.int64))
+    elif seen != len(counts):
+        raise disagree("the cell reader and csv disagree on the number of records")
     parsed.rows = max(0, seen - 1)
     parsed.blank = np.concatenate(blank_parts) if blank_parts else np.zeros(0, dtype=bool)
     frame: dict[str, Any] = {}
     for j, fl_field in enumerate(fl_fields):
         col = columns[j]
+        codes = np.concatenate(col.codes) if col.codes else np.zeros(0, dtype=np.intp)
+        col.codes = []
         if fl_field.name in needed_keys:
-            parsed.keys[fl_field.name] = _Key.from_parts(col.keys)
-        frame.update(_typed_columns(fl_field, col))
-    parsed.typed = pd.DataFrame(frame, index=pd.RangeIndex(parsed.rows))
+            values = np.append(col.res.key if col.res is not None else [], None)
+            parsed.keys[fl_field.name] = _Key.from_parts(
+                [(np.where(codes >= 0, codes, len(values) - 1), values)]
+            )
+        frame.update(_typed_columns(fl_field, col, codes))
+    # copy=False: each column its own block (no consolidation, which copies them)
+    parsed.typed = pd.DataFrame(frame, index=pd.RangeIndex(parsed.rows), copy=False)
     return parsed
 
 
@@ -313,26 +480,52 @@ def _rec(rows: np.ndarray, order: int, kind: int, fld: int, constraint: int) -> 
     )
 
 
-def _typed_columns(fl_field: Any, col: _Column) -> dict[str, Any]:
-    """The rules' view of a column: float64 numbers, pandas boolean, categorical text."""
+def _typed_columns(fl_field: Any, col: _Column, codes: np.ndarray) -> dict[str, Any]:
+    """The rules' view of a column: float64 numbers (with a ``NONFINITE`` flag column for
+    numbers and an ``OUT_OF_RANGE`` one for integers), pandas boolean, categorical text.
+    ``codes`` index the column's distinct values, one per row (-1: a missing cell)."""
     name = fl_field.name
     kind = fl_field.type
-    numeric = kind in {"number", "integer"}
-    if not col.typed:
-        empty: dict[str, Any] = {name: np.zeros(0) if numeric else pd.Categorical([])}
-        if kind == "number":
-            empty[f"__nonfinite__{name}"] = np.zeros(0, dtype=bool)
-        return empty
-    if numeric:
-        out: dict[str, Any] = {name: np.concatenate(col.typed).astype(np.float64)}
-        if kind == "number":
-            out[f"__nonfinite__{name}"] = np.concatenate(col.nonfinite)
+    res = col.res
+    flag = {"number": NONFINITE, "integer": OUT_OF_RANGE}.get(kind)
+    if kind in {"number", "integer"}:
+        if res is None:
+            typed, flags = np.zeros(0), np.zeros(0, dtype=bool)
+        else:
+            marks = res.nonfinite if kind == "number" else res.overflow
+            values = res.typed.astype(np.float64)
+            if (codes < 0).any():  # missing cells: NaN, not flagged
+                codes = np.where(codes >= 0, codes, len(values))
+                values, marks = np.append(values, np.nan), np.append(marks, False)
+            typed, flags = values[codes], marks[codes]
+        out: dict[str, Any] = {name: typed}
+        if flag:
+            out[f"{flag}{name}"] = flags
         return out
-    merged = col.typed[0] if len(col.typed) == 1 else union_categoricals(col.typed)
-    merged = merged.remove_unused_categories()
+    if res is None:
+        return {name: pd.Categorical([])}
+    # text or boolean: a categorical of the distinct parsed values
+    if kind == "string" and fl_field.format in (None, "default"):  # str or None already
+        shown = res.typed
+    else:  # booleans as they are, dates and others as text
+        shown = np.array(
+            [v if v is None or isinstance(v, str | bool) else str(v) for v in res.typed],
+            dtype=object,
+        )
+    value_codes, categories = pd.factorize(shown)
+    if (codes < 0).any():  # missing cells
+        row_codes = np.append(value_codes, -1)[np.where(codes >= 0, codes, len(value_codes))]
+    else:
+        row_codes = value_codes[codes]
+    # the codes index the categories by construction: not checked again row by row
+    merged = pd.Categorical.from_codes(
+        row_codes, categories=pd.Index(categories, dtype=object), validate=False
+    )
+    if len(categories) and (codes < 0).any():  # a value may be in missing cells only
+        merged = merged.remove_unused_categories()
     if kind == "boolean":
-        values = np.asarray(merged.astype(object), dtype=object)
-        return {name: pd.array([None if pd.isna(v) else bool(v) for v in values], "boolean")}
+        truth = pd.array([bool(v) for v in merged.categories] + [pd.NA], dtype="boolean")
+        return {name: truth[np.where(merged.codes >= 0, merged.codes, len(truth) - 1)]}
     return {name: merged}
 
 
@@ -402,7 +595,8 @@ def _end_errors(parsed: _Parsed) -> list[dict[str, Any]]:
     declared_hash = parsed.fl_resource.hash
     if declared_hash:
         algorithm, expected = helpers.parse_resource_hash_v1(declared_hash)
-        actual = parsed.stats.get(algorithm) if algorithm in {"md5", "sha256"} else None
+        digests = parsed.stats["digests"]
+        actual = digests.get(algorithm) if algorithm in {"md5", "sha256"} else None
         if actual and actual != expected:
             note = f'expected is "{expected}" and actual is "{actual}"'
             out.append(_error("hash-count", note=note))
@@ -433,32 +627,79 @@ def _needed_keys(fl_package: Any) -> dict[str, set[str]]:
     return needed
 
 
-def validate_tables(package: Package, fl_package: Any) -> TableResult:
+def start_prefetch(package: Package) -> Prefetch:
+    """Start reading the package's large CSV files with pyarrow in the background (see
+    ``fast_read.Prefetch``); call before the descriptor is handed to frictionless."""
+    prefetch = Prefetch()
+    for resource in package.resources.values():
+        fields = resource.schema.get("fields")
+        if isinstance(fields, list) and str(resource.path).lower().endswith(".csv"):
+            prefetch.start(resource.path, len(fields))
+    return prefetch
+
+
+#: resources are read by this many threads (pyarrow, numpy and hashlib release the GIL)
+READ_THREADS = 2
+
+
+def _read_all(
+    jobs: dict[str, tuple[Resource, Any]],
+    needed: dict[str, set[str]],
+    prefetch: Prefetch | None = None,
+) -> dict[str, _Parsed | FallbackError]:
+    """Read every resource on the fast path, the largest files first, ``READ_THREADS`` at
+    a time; a resource the fast path cannot read gives its FallbackError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(name: str) -> _Parsed | FallbackError:
+        resource, fl_resource = jobs[name]
+        try:
+            return _read_resource(resource, fl_resource, needed.get(name, set()), prefetch)
+        except FallbackError as exc:
+            return exc
+
+    def size(name: str) -> int:
+        try:
+            return jobs[name][0].path.stat().st_size
+        except OSError:
+            return 0
+
+    order = sorted(jobs, key=size, reverse=True)
+    if READ_THREADS < 2 or len(order) < 2:
+        return {name: read(name) for name in jobs}
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        done = dict(zip(order, pool.map(read, order), strict=True))
+    return {name: done[name] for name in jobs}
+
+
+def validate_tables(
+    package: Package, fl_package: Any, prefetch: Prefetch | None = None
+) -> TableResult:
     """Validate every resource's rows; frictionless for what the fast path cannot do.
 
     ``fl_package`` is the frictionless Package built from the vetted descriptor (see
-    ``checks.frictionless_descriptor``), already checked for descriptor errors.
+    ``checks.frictionless_descriptor``), already checked for descriptor errors;
+    ``prefetch`` holds reads of large files started beforehand (``start_prefetch``).
     """
-    from frictionless import FrictionlessException
 
     result = TableResult()
     needed = _needed_keys(fl_package)
-    parsed: dict[str, _Parsed] = {}
+    jobs: dict[str, tuple[Resource, Any]] = {}
     for fl_resource in fl_package.resources:
         name = fl_resource.name
         resource = package.resources.get(name)
         if resource is None:
             result.fallback[name] = "not in the vetted package"
             continue
-        try:
-            fl_resource.to_descriptor(validate=True)
-        except FrictionlessException:
-            result.fallback[name] = "resource metadata error"
-            continue
-        try:
-            parsed[name] = _read_resource(resource, fl_resource, needed.get(name, set()))
-        except FallbackError as exc:
-            result.fallback[name] = str(exc)
+        # each resource's metadata was validated with the package's (frictionless
+        # validates a package's resources as part of it): not validated again here
+        jobs[name] = (resource, fl_resource)
+    parsed: dict[str, _Parsed] = {}
+    for name, outcome in _read_all(jobs, needed, prefetch).items():
+        if isinstance(outcome, FallbackError):
+            result.fallback[name] = str(outcome)
+        else:
+            parsed[name] = outcome
     # a foreign key to a resource off the fast path: frictionless does both
     changed = True
     while changed:
@@ -477,6 +718,7 @@ def validate_tables(package: Package, fl_package: Any) -> TableResult:
         if name in parsed:
             result.errors[name] = _resource_errors(parsed[name], parsed)
             result.frames[name] = parsed[name].typed  # type: ignore[assignment]
+            result.readers[name] = parsed[name].reader
             assert result.parsable is not None
             result.parsable.add(name)
         else:

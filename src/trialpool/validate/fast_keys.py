@@ -69,9 +69,8 @@ class _Key:
         codes, values = pd.factorize(pd.Series(merged, dtype=object), use_na_sentinel=False)
         rows = np.concatenate([codes[off + c] for (c, _), off in zip(parts, offsets, strict=False)])
         # factorize turns None into NaN; a NaN number is a _Nan object, so NaN means None
-        distinct = np.array(
-            [None if isinstance(v, float) and v != v else v for v in values], dtype=object
-        )
+        distinct = np.asarray(values, dtype=object).copy()
+        distinct[pd.isna(distinct)] = None
         return cls(rows.astype(np.int64), distinct)
 
     @property
@@ -100,11 +99,20 @@ class _Table(Protocol):
 
 
 def _combine(parts: list[np.ndarray]) -> np.ndarray:
-    """One code per row for a tuple of codes (equal exactly when all parts are equal)."""
-    key = parts[0]
+    """One code per row for a tuple of codes (equal exactly when all parts are equal).
+
+    Codes are mixed by arithmetic while the product of their ranges fits in 62 bits, and
+    renumbered (factorised) only when it would not."""
+    key = parts[0].astype(np.int64)
+    span = int(key.max(initial=0)) + 1
     for part in parts[1:]:
-        key, _ = pd.factorize(key * (int(part.max(initial=0)) + 1) + part)
-        key = key.astype(np.int64)
+        size = int(part.max(initial=0)) + 1
+        if span * size >= 1 << 62:
+            key, uniques = pd.factorize(key)
+            key = key.astype(np.int64)
+            span = len(uniques)
+        key = key * size + part
+        span *= size
     return key
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from trialpool.package.loader import Resource
 from trialpool.validate import fast as fastvalidate
+from trialpool.validate.rules import INT64_MAX, INT64_MIN, NONFINITE, OUT_OF_RANGE
 
 _NONFINITE = re.compile(r"[+-]?(s?nan[0-9]*|inf|infinity)")
 
@@ -61,14 +62,36 @@ def _missing_values(resource: Resource, spec: dict[str, Any]) -> set[str]:
     return {v for v in values if isinstance(v, str)} if isinstance(values, list) else {""}
 
 
+def _beyond_int64(stripped: pd.Series, missing: pd.Series) -> pd.Series:
+    """Per cell: an integer (as ``int()`` reads it, like frictionless) beyond int64.
+
+    Only cells longer than 18 characters can be; each distinct one is read once.
+    """
+    long = ~missing & (stripped.str.len() > 18)
+    if not long.any():
+        return pd.Series(False, index=stripped.index)
+
+    def beyond(text: str) -> bool:
+        try:
+            value = int(text)
+        except ValueError:
+            return False
+        return not INT64_MIN <= value <= INT64_MAX
+
+    distinct = pd.unique(stripped[long])
+    flagged = {text for text in distinct if beyond(text)}
+    return long & stripped.isin(flagged)
+
+
 def typed_frame(resource: Resource, text: pd.DataFrame) -> pd.DataFrame:
     """Type a text frame by the schema, leniently: cells that do not parse become missing.
 
     Strings are categorical columns (missing = NaN; fast to compare, count and test for
     missing values at a million rows); numbers and integers are float64
     (missing or unparsable = NaN; ``inf`` stays) with, for numbers, a boolean column
-    ``__nonfinite__<name>`` marking NaN and infinity as written in the file; booleans
-    are pandas ``boolean``.
+    ``__nonfinite__<name>`` marking NaN, infinity and values beyond float64 as written in
+    the file, and for integers ``__outofrange__<name>`` marking values beyond int64;
+    booleans are pandas ``boolean``.
     Frictionless reports the cells that do not parse; the rules then skip them.
     """
     out: dict[str, pd.Series] = {}
@@ -84,9 +107,10 @@ def typed_frame(resource: Resource, text: pd.DataFrame) -> pd.DataFrame:
             values = values.astype("float64")
             if kind == "integer":
                 values = values.where(np.isfinite(values) & (values == np.round(values)))
+                out[f"{OUT_OF_RANGE}{name}"] = _beyond_int64(raw.str.strip(), missing)
             else:
                 lowered = raw.str.strip().str.lower()
-                out[f"__nonfinite__{name}"] = (
+                out[f"{NONFINITE}{name}"] = (
                     ~missing & (lowered.str.fullmatch(_NONFINITE) | np.isinf(values))
                 ).astype(bool)
             out[name] = values

@@ -8,6 +8,7 @@ gathers them into a ``ValidationReport``. Nothing here reads files.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,10 +97,19 @@ class Collector:
         self.counts: dict[tuple[str | None, str], int] = {}
 
     def add(self, resource: str | None, row: int | None, fld: str | None, rule: str, msg: str):
+        """One issue (counted; listed while the rule has fewer than the cap listed)."""
+        if self.reserve(resource, rule, 1):
+            self.append(resource, row, fld, rule, msg)
+
+    def reserve(self, resource: str | None, rule: str, n: int) -> int:
+        """Count ``n`` issues of ``rule``; return how many of them may still be listed."""
         key = (resource, rule)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        if self.counts[key] > MAX_ISSUES_PER_RULE:
-            return
+        have = self.counts.get(key, 0)
+        self.counts[key] = have + n
+        return max(0, min(n, MAX_ISSUES_PER_RULE - have))
+
+    def append(self, resource: str | None, row: int | None, fld: str | None, rule: str, msg: str):
+        """List one issue already counted by ``reserve``."""
         res = self.package.resources.get(resource) if resource else None
         self.issues.append(
             ValidationIssue(
@@ -112,6 +122,20 @@ class Collector:
                 source=TRIALPOOL,
             )
         )
+
+    def add_rows(
+        self,
+        resource: str,
+        rows: Any,
+        fld: str | None,
+        rule: str,
+        message: Callable[[int], str],
+    ) -> None:
+        """One issue per row of ``rows`` (frictionless row numbers, in order), all counted;
+        ``message(k)`` is built only for the k-th row that is listed."""
+        listed = self.reserve(resource, rule, len(rows))
+        for k in range(listed):
+            self.append(resource, int(rows[k]), fld, rule, message(k))
 
     @property
     def truncated(self) -> dict[str, int]:

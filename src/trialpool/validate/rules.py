@@ -1,19 +1,21 @@
 """Step 2 of validation: the rules Table Schema cannot express (within rows and across tables).
 
-Within-row rules are pandera checks; rules that join tables are plain pandas. Vocabularies
+Every rule is vectorised: a within-row rule is a boolean mask over a resource's typed
+frame; a rule that joins tables compares columns as codes in one code space (set
+membership, duplicates, groups), never a Python loop over rows. Only the messages of the
+issues that are listed (``issues.MAX_ISSUES_PER_RULE`` per rule) are built. Vocabularies
 are read from the package's own schemas, never copied here. ``RULES`` lists every rule.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from trialpool.package.loader import Package, Resource
 from trialpool.validate.issues import Collector
@@ -44,7 +46,10 @@ RULES: dict[str, str] = {
     "median_range: median, min, max; change_mean_sd: mean, sd)",
     "quartiles-out-of-order": "continuous outcomes: q1 <= median <= q3",
     "range-out-of-order": "continuous outcomes: min <= median <= max",
-    "non-finite-number": "number fields: no NaN or infinity (Table Schema accepts them)",
+    "non-finite-number": "number fields: no NaN or infinity, and nothing beyond the range of a "
+    "64-bit float (Table Schema accepts them)",
+    "integer-out-of-range": "integer fields: within the signed 64-bit range (-2^63 to 2^63 - 1; "
+    "Table Schema accepts integers of any size)",
     "arm-not-found": "outcome rows name an existing arm (when the schema has no such foreign key)",
     "timepoint-beyond-follow-up": "outcome timepoint_weeks <= the study's follow_up_weeks "
     "(when known)",
@@ -69,6 +74,12 @@ STATISTIC_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 OUTCOME_RESOURCES = ("continuous_outcomes", "dichotomous_outcomes")
+
+#: prefix of the typed frames' boolean columns: a number cell that is NaN, infinite or
+#: beyond float64 as written; an integer cell beyond int64
+NONFINITE = "__nonfinite__"
+OUT_OF_RANGE = "__outofrange__"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: resources whose rows cite a source value (verification, derivation, locator)
 VALUE_RESOURCES = (*OUTCOME_RESOURCES, "effect_estimates")
@@ -125,7 +136,7 @@ def _fmt(value: Any) -> str:
 
 @dataclass(frozen=True)
 class RowRule:
-    """A rule on single rows of one resource (run as a pandera check)."""
+    """A rule on single rows of one resource: a boolean mask over its typed frame."""
 
     resource: str
     rule: str
@@ -253,9 +264,12 @@ def _row_rules(package: Package) -> list[RowRule]:
                         "continuous_outcomes",
                         "missing-statistic-value",
                         col,
-                        ("statistic", col),
+                        ("statistic", col, f"{NONFINITE}{col}"),
                         lambda d, s=statistic, c=col: (
-                            (d["statistic"] == s).fillna(False) & d[c].isna()
+                            # empty: NaN written as such is non-finite-number's
+                            (d["statistic"] == s).fillna(False)
+                            & d[c].isna()
+                            & ~d[f"{NONFINITE}{c}"].astype(bool)
                         ),
                         lambda r, s=statistic, c=col: f"statistic {s} needs {c}, which is empty",
                     )
@@ -360,9 +374,25 @@ def _row_rules(package: Package) -> list[RowRule]:
                         resource.name,
                         "non-finite-number",
                         fname,
-                        (fname, f"__nonfinite__{fname}"),
-                        lambda d, c=fname: d[f"__nonfinite__{c}"].astype(bool),
-                        lambda r, c=fname: f"{c} is not a finite number (NaN or infinity)",
+                        (fname, f"{NONFINITE}{fname}"),
+                        lambda d, c=fname: d[f"{NONFINITE}{c}"].astype(bool),
+                        lambda r, c=fname: (
+                            f"{c} is not a finite number (NaN, infinity, or beyond the range "
+                            "of a 64-bit float)"
+                        ),
+                    )
+                )
+            elif spec.get("type") == "integer":
+                rules.append(
+                    RowRule(
+                        resource.name,
+                        "integer-out-of-range",
+                        fname,
+                        (fname, f"{OUT_OF_RANGE}{fname}"),
+                        lambda d, c=fname: d[f"{OUT_OF_RANGE}{c}"].astype(bool),
+                        lambda r, c=fname: (
+                            f"{c} is beyond the 64-bit integer range (-{2**63:,} to {2**63 - 1:,})"
+                        ),
                     )
                 )
 
@@ -411,10 +441,6 @@ def _row_rules(package: Package) -> list[RowRule]:
 NOT_APPLICABLE = "not_applicable"
 
 
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value))
-
-
 def _not_in_tool(df: pd.DataFrame, col: str, vocab: dict[str, set[str]]) -> pd.Series:
     out = pd.Series(False, index=df.index)
     for tool, values in vocab.items():
@@ -424,6 +450,8 @@ def _not_in_tool(df: pd.DataFrame, col: str, vocab: dict[str, set[str]]) -> pd.S
 
 
 def _run_row_rules(package: Package, frames: dict[str, pd.DataFrame], out: Collector) -> None:
+    """Every within-row rule as a mask over its resource's frame; the issues of a resource
+    are listed by row, then in the order of the rules."""
     by_resource: dict[str, list[RowRule]] = {}
     for rule in _row_rules(package):
         frame = frames.get(rule.resource)
@@ -434,31 +462,65 @@ def _run_row_rules(package: Package, frames: dict[str, pd.DataFrame], out: Colle
         frame = frames[name]
         if frame.empty:
             continue
-        checks = [
-            pa.Check(lambda d, r=rule: ~r.failing(d), name=f"{i}", error=rule.rule)
-            for i, rule in enumerate(rules)
-        ]
-        try:
-            pa.DataFrameSchema(checks=checks).validate(frame, lazy=True)
+        found: list[tuple[np.ndarray, int]] = []
+        for number, rule in enumerate(rules):
+            failing = rule.failing(frame)
+            mask = np.asarray(pd.Series(failing).fillna(False), dtype=bool)
+            where = np.flatnonzero(mask)
+            listed = out.reserve(name, rule.rule, len(where))
+            if listed:
+                found.append((where[:listed], number))
+        if not found:
             continue
-        except pa.errors.SchemaErrors as exc:
-            failures = exc.failure_cases
-        found = (
-            failures[["check_number", "index"]]
-            .dropna()
-            .drop_duplicates()
-            .astype({"check_number": int})
-            .sort_values(["index", "check_number"])
-        )
-        for check_number, index in found.itertuples(index=False):
-            rule = rules[int(check_number)]
-            row = frame.loc[index]
-            out.add(name, Package.row_number(int(index)), rule.field, rule.rule, rule.message(row))
+        positions = np.concatenate([where for where, _ in found])
+        numbers = np.concatenate([np.full(len(where), n) for where, n in found])
+        order = np.lexsort((numbers, positions))
+        columns: dict[int, pd.DataFrame] = {}
+        for position, number in zip(
+            positions[order].tolist(), numbers[order].tolist(), strict=True
+        ):
+            rule = rules[number]
+            if number not in columns:
+                columns[number] = frame[list(rule.columns)]
+            row = columns[number].iloc[position]
+            out.append(name, Package.row_number(position), rule.field, rule.rule, rule.message(row))
 
 
-def _key_set(frame: pd.DataFrame, cols: Iterable[str]) -> set[tuple[Any, ...]]:
-    cols = list(cols)
-    return set(frame[cols].dropna().itertuples(index=False, name=None))
+def _category(s: pd.Series) -> pd.Series:
+    return s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
+
+
+def _joint_codes(*columns: pd.Series) -> tuple[list[np.ndarray], int]:
+    """Codes of several columns in one code space (equal values, equal codes; -1 where a
+    cell is missing), and the size of that space."""
+    cats = [_category(c) for c in columns]
+    parts = [np.asarray(c.cat.categories, dtype=object) for c in cats]
+    space = pd.Index(np.concatenate(parts) if parts else [], dtype=object).unique()
+    out: list[np.ndarray] = []
+    for c in cats:
+        codes = c.cat.codes.to_numpy().astype(np.int64)
+        mapping = space.get_indexer(c.cat.categories).astype(np.int64)
+        if len(mapping) == 0:
+            out.append(np.full(len(codes), -1, dtype=np.int64))
+        else:
+            out.append(np.where(codes >= 0, mapping[np.maximum(codes, 0)], -1))
+    return out, len(space)
+
+
+def _pair(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
+    """One code per row for two codes (b in a space of ``size``); -1 if either is missing."""
+    return np.where((a >= 0) & (b >= 0), a * max(size, 1) + b, -1)
+
+
+def _text(values: np.ndarray, k: int) -> Any:
+    value = values[k]
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _objects(s: pd.Series) -> np.ndarray:
+    """A column as an object array (None where missing), for messages."""
+    values = s.to_numpy(dtype=object, na_value=None)
+    return values
 
 
 def _has_fk(resource: Resource, fields: list[str], target: str) -> bool:
@@ -496,69 +558,85 @@ def _run_table_rules(package: Package, frames: dict[str, pd.DataFrame], out: Col
             and {"study_id", "arm_id"} <= set(arms.columns)
             and not _has_fk(resource, ["study_id", "arm_id"], "arms")
         ):
-            known = _key_set(arms, ["study_id", "arm_id"])
-            for index, sid, aid in frame[["study_id", "arm_id"]].itertuples(name=None):
-                if pd.notna(sid) and pd.notna(aid) and (sid, aid) not in known:
-                    out.add(
-                        name,
-                        Package.row_number(int(index)),
-                        "arm_id",
-                        "arm-not-found",
-                        f"arm ({sid}, {aid}) is not in {package.resources['arms'].display_path}",
-                    )
+            (sid, known_sid), _ = _joint_codes(frame["study_id"], arms["study_id"])
+            (aid, known_aid), n_a = _joint_codes(frame["arm_id"], arms["arm_id"])
+            mine = _pair(sid, aid, n_a)
+            known = _pair(known_sid, known_aid, n_a)
+            where = np.flatnonzero((mine >= 0) & ~np.isin(mine, known[known >= 0]))
+            if len(where):
+                s_text, a_text = _objects(frame["study_id"]), _objects(frame["arm_id"])
+                arms_path = package.resources["arms"].display_path
+                out.add_rows(
+                    name,
+                    where + 2,
+                    "arm_id",
+                    "arm-not-found",
+                    lambda k, w=where, s=s_text, a=a_text, p=arms_path: (
+                        f"arm ({s[w[k]]}, {a[w[k]]}) is not in {p}"
+                    ),
+                )
         # timepoints within the study's follow-up
         if (
             studies is not None
             and {"study_id", "follow_up_weeks"} <= set(studies.columns)
             and {"study_id", "timepoint_weeks"} <= set(frame.columns)
         ):
-            follow = (
-                studies.dropna(subset=["study_id", "follow_up_weeks"])
-                .drop_duplicates("study_id")
-                .set_index("study_id")["follow_up_weeks"]
+            (mine, theirs), size = _joint_codes(frame["study_id"], studies["study_id"])
+            follow = studies["follow_up_weeks"].to_numpy(dtype=np.float64, na_value=np.nan)
+            by_code = np.full(size + 1, np.nan)
+            usable = (theirs >= 0) & ~np.isnan(follow)
+            codes, first = np.unique(theirs[usable], return_index=True)
+            by_code[codes] = follow[usable][first]  # the first row of each study
+            limit = by_code[np.where(mine >= 0, mine, size)]
+            weeks = frame["timepoint_weeks"].to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                where = np.flatnonzero(weeks > limit)
+            if not len(where):
+                continue
+            ids = _objects(frame["study_id"])
+            out.add_rows(
+                name,
+                where + 2,
+                "timepoint_weeks",
+                "timepoint-beyond-follow-up",
+                lambda k, w=where, ids=ids, weeks=weeks, limit=limit: (
+                    f"timepoint_weeks ({_fmt(weeks[w[k]])}) is beyond the follow-up of study "
+                    f"{ids[w[k]]} ({_fmt(limit[w[k]])} weeks)"
+                ),
             )
-            limit = frame["study_id"].astype(object).map(follow).astype("float64")
-            beyond = (frame["timepoint_weeks"] > limit).fillna(False).astype(bool)
-            for index in frame.index[beyond.to_numpy()]:
-                out.add(
-                    name,
-                    Package.row_number(int(index)),
-                    "timepoint_weeks",
-                    "timepoint-beyond-follow-up",
-                    f"timepoint_weeks ({_fmt(frame.at[index, 'timepoint_weeks'])}) is beyond "
-                    f"the follow-up of study {frame.at[index, 'study_id']} "
-                    f"({_fmt(limit.at[index])} weeks)",
-                )
 
     # claims name a known study (studies or screening)
     claims = frames.get("claims")
     if claims is not None and "study_id" in claims.columns and studies is not None:
-        known_ids: set[Any] = set(studies["study_id"].dropna()) if "study_id" in studies else set()
+        known_ids = [studies["study_id"]] if "study_id" in studies.columns else []
         screening = frames.get("screening")
         if screening is not None and "study_id" in screening.columns:
-            known_ids |= set(screening["study_id"].dropna())
-        unknown = claims["study_id"].notna() & ~claims["study_id"].isin(known_ids).fillna(False)
-        for index in claims.index[unknown.astype(bool).to_numpy()]:
-            out.add(
-                "claims",
-                Package.row_number(int(index)),
-                "study_id",
-                "unknown-study",
-                f"study_id {claims.at[index, 'study_id']!r} is neither in studies nor in screening",
-            )
+            known_ids.append(screening["study_id"])
+        mine, *known = _joint_codes(claims["study_id"], *known_ids)[0]
+        pool = np.concatenate([k[k >= 0] for k in known]) if known else np.zeros(0, np.int64)
+        where = np.flatnonzero((mine >= 0) & ~np.isin(mine, pool))
+        ids = _objects(claims["study_id"])
+        out.add_rows(
+            "claims",
+            where + 2,
+            "study_id",
+            "unknown-study",
+            lambda k: f"study_id {ids[where[k]]!r} is neither in studies nor in screening",
+        )
 
 
-def _ids(
-    frame: pd.DataFrame, cols: list[str], extra: list[str] | None = None
-) -> list[tuple[int, tuple[Any, ...]]]:
-    """(row index, values) of the rows where every column in ``cols`` has a value; the
-    values of ``extra`` columns (missing as None) follow those of ``cols``."""
-    keep = frame[cols].notna().all(axis=1).to_numpy(dtype=bool)
-    sub = frame.loc[keep, [*cols, *(extra or [])]]
-    return [
-        (int(i), tuple(None if pd.isna(x) else x for x in v))
-        for i, v in zip(sub.index, sub.itertuples(index=False, name=None), strict=True)
-    ]
+def _truthy(s: pd.Series) -> np.ndarray:
+    """Per row: the cell is given and true (``bool`` of the value, read per distinct value)."""
+    cat = _category(s)
+    truth = np.array([bool(c) for c in cat.cat.categories] + [False], dtype=bool)
+    codes = cat.cat.codes.to_numpy()
+    return truth[np.where(codes >= 0, codes, len(truth) - 1)]
+
+
+def _first_of(codes: np.ndarray) -> np.ndarray:
+    """For each row, the position of the first row with the same code."""
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return first[inverse]
 
 
 def _comparison_rules(
@@ -575,122 +653,189 @@ def _comparison_rules(
     if not set(cols) <= set(comparisons.columns) or not {"study_id", "arm_id"} <= set(arms.columns):
         return
     comp_path = package.resources["comparisons"].display_path
-    seen: dict[tuple[Any, ...], int] = {}
-    primaries: dict[Any, list[int]] = {}
-    extra = [c for c in ("label", "primary") if c in comparisons.columns]
-    for index, values in _ids(comparisons, cols, extra):
-        cid, sid, exp, ctl = values[:4]
-        more = dict(zip(extra, values[4:], strict=True))
-        row = Package.row_number(index)
-        if exp == ctl:
-            out.add(
+    sid_columns = [comparisons["study_id"], arms["study_id"]]
+    if studies is not None and "study_id" in studies.columns:
+        sid_columns.append(studies["study_id"])
+    sid_codes, _ = _joint_codes(*sid_columns)
+    c_sid, a_sid = sid_codes[0], sid_codes[1]
+    (c_exp, c_ctl, a_aid), n_arms = _joint_codes(
+        comparisons["experimental_arm_id"], comparisons["control_arm_id"], arms["arm_id"]
+    )
+    c_id = _category(comparisons["comparison_id"]).cat.codes.to_numpy()
+    keep = (c_id >= 0) & (c_sid >= 0) & (c_exp >= 0) & (c_ctl >= 0)
+    kept = np.flatnonzero(keep)
+    cid, sid = _objects(comparisons["comparison_id"]), _objects(comparisons["study_id"])
+    exp, ctl = _objects(comparisons["experimental_arm_id"]), _objects(comparisons["control_arm_id"])
+
+    same = kept[c_exp[kept] == c_ctl[kept]]
+    out.add_rows(
+        "comparisons",
+        same + 2,
+        "control_arm_id",
+        "comparison-same-arm",
+        lambda k: (
+            f"comparison {cid[same[k]]} compares arm {exp[same[k]]} of study {sid[same[k]]} "
+            "with itself"
+        ),
+    )
+
+    if "label" in comparisons.columns:
+        label = _category(comparisons["label"]).cat.codes.to_numpy().astype(np.int64) + 1
+        labels = _objects(comparisons["label"])
+    else:
+        label = np.zeros(len(comparisons), dtype=np.int64)
+        labels = np.full(len(comparisons), None, dtype=object)
+    key = np.zeros(len(kept), dtype=np.int64)
+    for part in (c_sid[kept], c_exp[kept], c_ctl[kept], label[kept]):
+        key, _ = pd.factorize(key * (int(part.max(initial=0)) + 1) + part)
+        key = key.astype(np.int64)
+    first = kept[_first_of(key)] if len(kept) else kept
+    repeats = np.flatnonzero(first != kept)
+    dup, orig = kept[repeats], first[repeats]
+    out.add_rows(
+        "comparisons",
+        dup + 2,
+        "comparison_id",
+        "duplicate-comparison",
+        lambda k: (
+            f"comparison {cid[dup[k]]} repeats row {orig[k] + 2} (study {sid[dup[k]]}: "
+            f"{exp[dup[k]]} versus {ctl[dup[k]]}"
+            + (f", label {labels[dup[k]]!r}" if labels[dup[k]] is not None else "")
+            + ")"
+        ),
+    )
+
+    if "primary" in comparisons.columns:
+        primary = _truthy(comparisons["primary"])
+        prim = kept[primary[kept]]  # in row order
+        codes, counts = np.unique(c_sid[prim], return_counts=True)
+        many = prim[np.isin(c_sid[prim], codes[counts > 1])]
+        if len(many):
+            order = np.argsort(c_sid[many], kind="stable")
+            groups = np.split(many[order], np.flatnonzero(np.diff(c_sid[many][order])) + 1)
+            groups.sort(key=lambda g: int(g[0]))  # by the study's first primary row
+            out.add_rows(
                 "comparisons",
-                row,
-                "control_arm_id",
-                "comparison-same-arm",
-                f"comparison {cid} compares arm {exp} of study {sid} with itself",
-            )
-        label = more.get("label")
-        key = (sid, exp, ctl, label)
-        if key in seen:
-            out.add(
-                "comparisons",
-                row,
-                "comparison_id",
-                "duplicate-comparison",
-                f"comparison {cid} repeats row {seen[key]} (study {sid}: {exp} versus {ctl}"
-                + (f", label {label!r}" if label is not None else "")
-                + ")",
-            )
-        else:
-            seen[key] = row
-        if more.get("primary") is not None and bool(more["primary"]):
-            primaries.setdefault(sid, []).append(row)
-    for sid, rows in primaries.items():
-        if len(rows) > 1:
-            out.add(
-                "comparisons",
-                rows[1],
+                [int(g[1]) + 2 for g in groups],
                 "primary",
                 "primary-comparison",
-                f"study {sid} has {len(rows)} comparisons with primary true (rows "
-                f"{', '.join(map(str, rows))} of {comp_path}); at most one is allowed",
+                lambda k: (
+                    f"study {sid[groups[k][0]]} has {len(groups[k])} comparisons with primary "
+                    f"true (rows {', '.join(str(int(i) + 2) for i in groups[k])} of "
+                    f"{comp_path}); at most one is allowed"
+                ),
             )
-    compared = set(comparisons["study_id"].dropna())
+
     if studies is not None and "study_id" in studies.columns:
-        with_arms = set(arms["study_id"].dropna())
-        for index, (sid,) in _ids(studies, ["study_id"]):
-            if sid in with_arms and sid not in compared:
-                out.add(
-                    "studies",
-                    Package.row_number(index),
-                    "study_id",
-                    "study-without-comparison",
-                    f"study {sid} has arms but no comparison in {comp_path} (say which arm "
-                    "is compared with which)",
-                )
+        s_sid = sid_codes[2]
+        with_arms = a_sid[a_sid >= 0]
+        compared = c_sid[c_sid >= 0]
+        lonely = np.flatnonzero(
+            (s_sid >= 0) & np.isin(s_sid, with_arms) & ~np.isin(s_sid, compared)
+        )
+        study_ids = _objects(studies["study_id"])
+        out.add_rows(
+            "studies",
+            lonely + 2,
+            "study_id",
+            "study-without-comparison",
+            lambda k: (
+                f"study {study_ids[lonely[k]]} has arms but no comparison in {comp_path} (say "
+                "which arm is compared with which)"
+            ),
+        )
     if "comparator_type" not in arms.columns:
         return
-    controls = set(_key_set(comparisons, ["study_id", "control_arm_id"]))
-    only_experimental = set(_key_set(comparisons, ["study_id", "experimental_arm_id"])) - controls
+    controls = _pair(c_sid, c_ctl, n_arms)
+    controls = controls[controls >= 0]
+    experimental = _pair(c_sid, c_exp, n_arms)
+    only_experimental = np.setdiff1d(experimental[experimental >= 0], controls)
+    arm_key = _pair(a_sid, a_aid, n_arms)
     kinds = [
         k for k in enum_of(package.resources["arms"], "comparator_type") if k != NOT_APPLICABLE
     ]
     choices = ", ".join(kinds) if kinds else "a comparator type"
-    for index, (sid, aid, kind) in _ids(arms, ["study_id", "arm_id"], ["comparator_type"]):
-        stated = kind is not None and str(kind).strip() != ""
-        if (sid, aid) in controls and (not stated or kind == NOT_APPLICABLE):
-            have = f"has comparator_type {kind}" if stated else "has no comparator_type"
-            out.add(
-                "arms",
-                Package.row_number(index),
-                "comparator_type",
-                "missing-comparator-type",
-                f"arm {aid} of study {sid} is the control of a comparison and {have}; give one "
-                f"of: {choices} (unclear when the sources do not say)",
+    kind = _objects(arms["comparator_type"])
+    kind_cat = _category(arms["comparator_type"])
+    blank_kind = _blank(kind_cat).to_numpy(dtype=bool)
+    stated = ~blank_kind
+    not_applicable = (kind_cat == NOT_APPLICABLE).fillna(False).to_numpy(dtype=bool)
+    present = arm_key >= 0
+    missing = np.flatnonzero(present & np.isin(arm_key, controls) & (~stated | not_applicable))
+    wrong = np.flatnonzero(present & np.isin(arm_key, only_experimental) & stated & ~not_applicable)
+    a_sid_text, a_aid_text = _objects(arms["study_id"]), _objects(arms["arm_id"])
+    out.add_rows(
+        "arms",
+        missing + 2,
+        "comparator_type",
+        "missing-comparator-type",
+        lambda k: (
+            f"arm {a_aid_text[missing[k]]} of study {a_sid_text[missing[k]]} is the control of "
+            "a comparison and "
+            + (
+                f"has comparator_type {kind[missing[k]]}"
+                if stated[missing[k]]
+                else "has no comparator_type"
             )
-        elif (sid, aid) in only_experimental and stated and kind != NOT_APPLICABLE:
-            out.add(
-                "arms",
-                Package.row_number(index),
-                "comparator_type",
-                "comparator-type-on-intervention",
-                f"arm {aid} of study {sid} is only ever experimental but has comparator_type "
-                f"{kind}; use not_applicable or leave it empty",
-            )
+            + f"; give one of: {choices} (unclear when the sources do not say)"
+        ),
+    )
+    out.add_rows(
+        "arms",
+        wrong + 2,
+        "comparator_type",
+        "comparator-type-on-intervention",
+        lambda k: (
+            f"arm {a_aid_text[wrong[k]]} of study {a_sid_text[wrong[k]]} is only ever "
+            f"experimental but has comparator_type {kind[wrong[k]]}; use not_applicable or "
+            "leave it empty"
+        ),
+    )
 
 
 def _outcome_type_rules(
     package: Package, frames: dict[str, pd.DataFrame], outcomes: pd.DataFrame, out: Collector
 ) -> None:
     """Per-arm rows name outcomes of their table's type; reviews' results name known ones."""
-    types = {oid: dt for _, (oid, dt) in _ids(outcomes, ["outcome_id", "data_type"])}
+    both = outcomes["outcome_id"].notna() & outcomes["data_type"].notna()
+    defined = pd.Series(
+        _objects(outcomes["data_type"][both]), index=_objects(outcomes["outcome_id"][both])
+    )
+    types = defined[~defined.index.duplicated(keep="last")]  # the last row of an id decides
     path = package.resources["outcomes"].display_path
     for name, wanted in OUTCOME_TYPE.items():
         frame = frames.get(name)
         if frame is None or "outcome" not in frame.columns:
             continue
-        for index, (code,) in _ids(frame, ["outcome"]):
-            have = types.get(code)
-            if have is not None and have != wanted:
-                out.add(
-                    name,
-                    Package.row_number(index),
-                    "outcome",
-                    "outcome-wrong-type",
-                    f"outcome {code} is {have} in {path}; {name} holds {wanted} outcomes",
-                )
+        column = _category(frame["outcome"])
+        categories = np.asarray(column.cat.categories, dtype=object)
+        have = np.append(types.reindex(categories).to_numpy(dtype=object, na_value=None), None)
+        wrong_cat = pd.notna(have) & (have != wanted)
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        codes = np.where(codes >= 0, codes, len(categories))
+        where = np.flatnonzero(wrong_cat[codes])
+        out.add_rows(
+            name,
+            where + 2,
+            "outcome",
+            "outcome-wrong-type",
+            lambda k, w=where, c=codes, cats=categories, h=have, name=name, wanted=wanted: (
+                f"outcome {cats[c[w[k]]]} is {h[c[w[k]]]} in {path}; {name} holds {wanted} outcomes"
+            ),
+        )
     results = frames.get("published_results")
     if results is not None and "outcome_code" in results.columns:
-        for index, (code,) in _ids(results, ["outcome_code"]):
-            if code not in types:
-                out.add(
-                    "published_results",
-                    Package.row_number(index),
-                    "outcome_code",
-                    "unknown-outcome",
-                    f"outcome_code {code!r} is not an outcome_id of {path}",
-                )
+        codes_col = results["outcome_code"]
+        unknown = codes_col.notna() & ~codes_col.isin(types.index).fillna(False)
+        where = np.flatnonzero(unknown.to_numpy(dtype=bool))
+        values = _objects(codes_col)
+        out.add_rows(
+            "published_results",
+            where + 2,
+            "outcome_code",
+            "unknown-outcome",
+            lambda k: f"outcome_code {values[where[k]]!r} is not an outcome_id of {path}",
+        )
 
 
 def run_rules(package: Package, frames: dict[str, pd.DataFrame], out: Collector) -> None:

@@ -17,7 +17,10 @@ folder.
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +30,7 @@ from trialpool.errors import PackageError
 from trialpool.package.loader import load_package
 from trialpool.validate.conformance import conformance_issues
 from trialpool.validate.descriptor import descriptor_rule_issues
+from trialpool.validate.fast import start_prefetch
 from trialpool.validate.frames import read_text_frame, typed_frame
 from trialpool.validate.issues import (
     FRICTIONLESS,
@@ -38,7 +42,26 @@ from trialpool.validate.issues import (
 )
 from trialpool.validate.rules import run_rules
 from trialpool.validate.summary import summarise, summary_lines
-from trialpool.validate.tableschema import check_tables, max_file_bytes, size_issues
+from trialpool.validate.tableschema import (
+    check_tables,
+    choose_engine,
+    max_file_bytes,
+    size_issues,
+)
+
+
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (restored after): a pass allocates many
+    objects that hold no cycles (distinct values, arrays), and reference counting frees
+    them; the collector would only walk them again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def validate_package(descriptor: Path | str, *, engine: str | None = None) -> ValidationReport:
@@ -52,6 +75,11 @@ def validate_package(descriptor: Path | str, *, engine: str | None = None) -> Va
     ``file-too-large`` issue and nothing is read; frictionless failures become issues.
     The input is only ever read.
     """
+    with _without_cyclic_gc():
+        return _validate(descriptor, engine)
+
+
+def _validate(descriptor: Path | str, engine: str | None) -> ValidationReport:
     try:
         package = load_package(descriptor)
     except PackageError as exc:
@@ -59,8 +87,11 @@ def validate_package(descriptor: Path | str, *, engine: str | None = None) -> Va
     too_large, data_bytes = size_issues(package, max_file_bytes())
     if too_large:
         return ValidationReport(str(descriptor), too_large, {"issues": issue_counts(too_large)})
+    # the fast engine's large files start being read now, beside frictionless' work
+    fast = choose_engine(engine, data_bytes) == "fast"
+    prefetch = start_prefetch(package) if fast else None
     issues = descriptor_rule_issues(package) + conformance_issues(package)
-    tables = check_tables(package, engine=engine, data_bytes=data_bytes)
+    tables = check_tables(package, engine=engine, data_bytes=data_bytes, prefetch=prefetch)
     issues.extend(tables.issues)
     frames = dict(tables.frames) if tables.parsable is not None else {}
     collector = Collector(package)
@@ -76,6 +107,8 @@ def validate_package(descriptor: Path | str, *, engine: str | None = None) -> Va
     summary["engine"] = tables.engine
     if tables.fallback:
         summary["frictionless_fallback"] = tables.fallback
+    if tables.readers:
+        summary["readers"] = tables.readers
     summary["issues"] = issue_counts(issues)
     if collector.truncated:
         summary["issues"]["not_listed"] = collector.truncated
