@@ -2,7 +2,8 @@
 
 The folder holds::
 
-    report.html          self-contained: figures embedded as base64 PNG, inline CSS,
+    report.html          self-contained: figures embedded as base64 PNG (a lighter
+                         copy of each, :mod:`.embed`), inline CSS,
                          no script, no external reference (a Content-Security-Policy
                          forbids any), opens without network
     report.md            the same content; figures referenced as figures/*.png
@@ -243,7 +244,9 @@ def _write_report(
             f"Package {pkg.name} {pkg.version or ''}".rstrip() + f" · trialpool {__version__}",
             f"Plan: {plan.title}",
         ]
-        html_text = render_html(doc, title=title, subtitle=subtitle, folder=tmp)
+        html_text = render_html(
+            doc, title=title, subtitle=subtitle, folder=tmp, embedded=ctx.embedded
+        )
         (tmp / HTML_NAME).write_text(html_text, encoding="utf-8")
         md_text = render_markdown(doc, title=title, subtitle=subtitle)
         (tmp / MD_NAME).write_text(md_text, encoding="utf-8")

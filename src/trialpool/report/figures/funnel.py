@@ -31,10 +31,12 @@ from trialpool.report.figures.style import (
     fmt_num,
     fmt_p,
     new_figure,
+    one_line,
     ratio_limit_and_ticks,
     save,
     style_context,
     tick_label,
+    truncate_to_width,
 )
 from trialpool.stats.results import RATIO_MEASURES, PoolResult
 
@@ -181,13 +183,14 @@ def funnel_plot(
         if labels is not None:
             for xi, si, lab in zip(y, se, labels, strict=True):
                 ax.annotate(
-                    str(lab),
+                    truncate_to_width(one_line(lab), 1.6, SMALL_FONTSIZE),
                     (xi, si),
                     xytext=(4, 3),
                     textcoords="offset points",
                     fontsize=SMALL_FONTSIZE,
                     color=MUTED_TEXT,
                     annotation_clip=False,
+                    parse_math=False,
                 )
         note = None
         if egger is not None:
@@ -240,7 +243,7 @@ def funnel_plot(
             fig.text(
                 0.02,
                 0.98,
-                title,
+                truncate_to_width(one_line(title), 5.4, TITLE_FONTSIZE, "bold"),
                 ha="left",
                 va="top",
                 fontsize=TITLE_FONTSIZE,
