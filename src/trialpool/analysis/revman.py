@@ -175,7 +175,9 @@ class PackageIndex:
             if not pkg.has(name):
                 return []
             frame = pkg.table(name)
-            return [{k: _value(v) for k, v in r.items()} for r in frame.to_dict("records")]
+            columns = [[_value(v) for v in frame[c].tolist()] for c in frame.columns]
+            names = list(frame.columns)
+            return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
         index = cls(
             comparisons={str(r["comparison_id"]): r for r in records("comparisons")},

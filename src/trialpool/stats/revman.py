@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -368,7 +369,10 @@ class _Inference:
     pi: tuple[float, float] | None
 
 
+@lru_cache(maxsize=64)
 def _crit(level: float) -> float:
+    """The normal critical value of a two-sided ``level`` (cached: every study of an
+    analysis asks for the same one)."""
     return float(stats.norm.ppf(0.5 + level / 2))
 
 

@@ -66,7 +66,7 @@ def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
     rows = cap_studies(rows)
     drawn = sum(r.kind == "study" for r in rows)
     if drawn < n_studies:
-        layout = replace(layout, notes=[*layout.notes, studies_not_drawn(drawn, n_studies)])
+        layout = replace(layout, notes=[*layout.notes, studies_not_drawn(n_studies)])
     ratio = layout.ratio
     h0, h1 = (truncate_to_width(one_line(h), _PLOT_W + 0.6, weight="bold") for h in layout.header)
     header = (h0, h1)

@@ -383,11 +383,11 @@ def _omitted(n: int) -> _Row:
     )
 
 
-def studies_not_drawn(drawn: int, total: int) -> str:
+def studies_not_drawn(total: int) -> str:
     """The note of a plot that leaves study rows out (also said in the report's text)."""
     return (
-        f"this plot draws the first {drawn:,} of {total:,} study rows (at most "
-        f"{MAX_STUDY_ROWS} per plot); every row is in the exported per-study CSV."
+        f"the plot draws at most {MAX_STUDY_ROWS} of its {total:,} study rows (the first "
+        "ones); every row is in the exported per-study CSV."
     )
 
 

@@ -41,6 +41,7 @@ from trialpool.report.document import (
     Table,
 )
 from trialpool.report.exports import write_csv
+from trialpool.report.figures.forest import MAX_STUDY_ROWS, studies_not_drawn
 from trialpool.report.figures.forest_review import effect_header, measure_label, review_forest
 from trialpool.report.format import anchor, num, p_text, p_value, pct, small
 
@@ -272,6 +273,8 @@ def analysis_nodes(ctx: Context, a: RevManAnalysis) -> list[Node]:
         f"Analysis {a.id}: {a.title}. {measure_label(a)}, {model_text(a)}, RevMan's layout "
         f"and conventions (per-study data: {path})"
     )
+    if len(r.studies) > MAX_STUDY_ROWS:  # said in the figure too
+        caption += ". Note: " + studies_not_drawn(len(r.studies))
     nodes.append(
         ctx.figure_later(
             f"forest_{a.id}",
