@@ -463,6 +463,10 @@ def _expand_spans(rows: list[_Row], width: float) -> list[_Row]:
 
 # --------------------------------------------------------------------------- axis
 
+#: the widest half-axis drawn: larger values (of a package whose numbers are absurd but
+#: finite) end in an arrow rather than overflow the axis's arithmetic
+_MAX_HALF_WIDTH = 1e300
+
 
 def _axis_limits(
     rows: list[_Row], ratio: bool
@@ -493,7 +497,7 @@ def _axis_limits(
         l_wide = max(typical)
     # ratio scales step coarsely (..., 100, 1000): a CI end up to 8% (on the log
     # scale) beyond a limit gets an arrow rather than a ten times wider axis
-    half = max(1.05 * l_core, (0.92 if ratio else 1.0) * l_wide)
+    half = min(max(1.05 * l_core, (0.92 if ratio else 1.0) * l_wide), _MAX_HALF_WIDTH)
     if half <= 0:
         half = math.log(2) if ratio else 1.0
     if ratio:

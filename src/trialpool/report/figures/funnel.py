@@ -119,10 +119,13 @@ def funnel_plot(
     se_all = np.concatenate([se, fill[:, 1]]) if fill.size else se
     se_max = float(se_all.max()) * 1.08 if float(se_all.max()) > 0 else 1.0
     x_all = np.concatenate([y, fill[:, 0]]) if fill.size else y
-    half = max(
-        float(np.max(np.abs(x_all - estimate))) * 1.08,
-        z * se_max * 1.02,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        half = max(
+            float(np.max(np.abs(x_all - estimate))) * 1.08,
+            z * se_max * 1.02,
+        )
+    if not math.isfinite(half) or not math.isfinite(se_max):
+        raise ValueError("funnel_plot needs effects and standard errors within a float's range")
 
     with style_context():
         extras = (filled is not None and len(fill) > 0) or (

@@ -301,10 +301,17 @@ def truncate_to_width(
     return text[:lo].rstrip() + ELLIPSIS
 
 
+#: numbers this large or larger are written in scientific notation ("1.2e+20")
+SCIENTIFIC_FROM = 1e15
+
+
 def fmt_num(value: float | None, digits: int = 2) -> str:
-    """A number with ``digits`` decimals and a typographic minus; "" for None/NaN."""
+    """A number with ``digits`` decimals and a typographic minus; "" for None/NaN; from
+    :data:`SCIENTIFIC_FROM` on, three significant digits in scientific notation."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
+    if abs(value) >= SCIENTIFIC_FROM:
+        return f"{value:.3g}".replace("-", UNICODE_MINUS)
     text = f"{value:.{digits}f}"
     if text.startswith("-"):
         # "-0.00" -> "0.00"; otherwise a typographic minus
@@ -322,8 +329,10 @@ def fmt_plain(value: float | int | None) -> str:
         return str(value)
     if not math.isfinite(v):
         return ""
-    if v.is_integer() and abs(v) < 1e15:
+    if v.is_integer() and abs(v) < SCIENTIFIC_FROM:
         text = str(int(v))
+    elif abs(v) >= SCIENTIFIC_FROM:
+        text = f"{v:.3g}"
     else:
         text = f"{v:.2f}".rstrip("0").rstrip(".")
     return text.replace("-", UNICODE_MINUS)

@@ -61,6 +61,9 @@ def run(ctx: Context, a: RevManAnalysis) -> RevManRun:
         result = pool_review_analysis(ctx.pkg, a, ctx.index)
     except TrialpoolError as exc:
         run_ = RevManRun(a, None, error=str(exc))
+    except ArithmeticError as exc:  # a number out of range that no check caught
+        why = f"a number is out of range ({type(exc).__name__}: {exc}); check the package's values"
+        run_ = RevManRun(a, None, error=f"analysis {a.id}: {why}")
     else:
         checks = reproduction_checks(ctx.pkg, a, result, ctx.index)
         run_ = RevManRun(a, result, checks)
