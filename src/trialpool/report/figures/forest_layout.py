@@ -415,11 +415,14 @@ def cap_studies(rows: list[_Row], max_studies: int = MAX_STUDY_ROWS) -> list[_Ro
 
 def cap_rows(rows: list[_Row], max_rows: int = MAX_ROWS) -> list[_Row]:
     """At most ``max_rows`` rows: the first ones, a line saying how many are left out,
-    and the final block (the total and its lines, after the last blank row) when short."""
+    and the final total when short (from the blank row before the last pooled row to the
+    end: the total, its lines, the test for subgroup differences)."""
     if len(rows) <= max_rows:
         return rows
-    blanks = [i for i, r in enumerate(rows) if r.kind == "blank"]
-    tail = rows[blanks[-1] :] if blanks and len(rows) - blanks[-1] <= _MAX_TAIL else []
+    pooled = [i for i, r in enumerate(rows) if r.kind == "pooled"]
+    blanks = [i for i, r in enumerate(rows) if r.kind == "blank" and pooled and i < pooled[-1]]
+    start = blanks[-1] if blanks else len(rows)
+    tail = rows[start:] if len(rows) - start <= _MAX_TAIL else []
     head = rows[: max_rows - len(tail) - 1]
     left_out = len(rows) - len(head) - len(tail)
     note = _Row(
