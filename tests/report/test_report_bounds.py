@@ -373,6 +373,8 @@ def test_every_text_of_the_review_is_escaped_in_the_report_and_figures(tmp_path:
     assert any(t.startswith("<script>alert(1)</script> **bold**") for t in drawn), drawn
     assert any(t.startswith("$\\alpha$ <img") for t in drawn), drawn
     fig.savefig(io.BytesIO(), format="png")  # mathtext would fail on "$\\frac{1}{"
+    svg = (report / "figures" / "forest_1.1.svg").read_text(encoding="utf-8")
+    assert "<script" not in svg and "<img" not in svg  # the texts' comments are escaped
 
 
 # --------------------------------------------------------------------------- report.html
