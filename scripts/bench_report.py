@@ -11,16 +11,16 @@ export does, so that the report's audit compares as many numbers as for a real e
 Two runs side by side, each command in a fresh process (``python -m trialpool.cli``):
 by default a baseline size (1,000 studies) and the large one (10,000), both with this
 checkout; with ``--against SRC`` the large size with this checkout and with the
-``trialpool`` package under SRC (the ``src`` folder of another version, e.g. extracted
-with ``git archive``), on the same interpreter. For each, the wall-clock time, the CPU
-time (user + system: the machine may be shared) and the peak resident memory of the
-command's process (``os.wait4``; figure workers, when any, are other processes), and the
-ratio of the second run to the first.
+``trialpool`` package under SRC (the ``src`` folder of another version extracted with
+``git archive``, its ``schemas`` beside it), on the same interpreter. For each, the
+wall-clock time, the CPU time (user + system: the machine may be shared) and the peak
+resident memory of the command's process (``os.wait4``; figure workers, when any, are
+other processes), and the ratio of the second run to the first.
 
 Usage (from the repository root)::
 
     .venv/bin/python scripts/bench_report.py [--studies 10000] [--baseline 1000] [--keep DIR]
-    git archive HEAD~5 src | tar -x -C /tmp/old
+    git archive HEAD~5 src schemas | tar -x -C /tmp/old
     .venv/bin/python scripts/bench_report.py --against /tmp/old/src
 
 The issue's targets for 10,000 studies: import and report each under 60 s and 1 GB.
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             print(
                 f"{stage + ' ' + name + ' (' + unit + ')':<22}{x:>16.1f}{y:>16.1f}"
-                f"{y / x if x else float('nan'):>8.1f}"
+                f"{y / x if x else float('nan'):>8.3g}"
             )
     print(
         f"{'report.html (MB)':<22}{int(base['html_bytes']) / 1e6:>16.2f}"
