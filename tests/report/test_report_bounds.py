@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -395,3 +396,53 @@ def test_report_html_of_cd008625_is_under_5_mb(tmp_path: Path) -> None:
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             assert image.mode == "P" and image.size[0] > 300
     _assert_bounded(report)
+
+
+# --------------------------------------------------------------------------- other figures
+
+
+def test_risk_of_bias_and_prisma_figures_are_bounded(tmp_path: Path) -> None:
+    """160 studies with 32 domains of 2,000-character names; 300 exclusion reasons of
+    5,000 characters: each figure cut to its limits, and saying what it leaves out."""
+    from trialpool.report.figures import prisma, rob
+
+    judgements = pd.DataFrame(
+        [
+            {"study_id": f"s{i:03d}", "tool": "rob1", "domain": f"d{d:02d}",
+             "domain_label": f"Domain {d} " + "n" * 2_000, "result_scope": "all",
+             "judgement": ("low", "high", "unclear")[(i + d) % 3]}
+            for i in range(160)
+            for d in range(32)
+        ]
+    )  # fmt: skip
+    labels = {f"s{i:03d}": f"Study {i} " + "L" * 10_000 for i in range(160)}
+    summary = rob.rob_summary(judgements, labels, title="T" * 10_000)
+    texts = [t.get_text() for t in summary.findobj(Text)]
+    assert (
+        f"Showing the first {rob.MAX_ROB_STUDIES} of 160 studies; every judgement is in the data."
+        in texts
+    )
+    assert (
+        f"Showing the first {rob.MAX_ROB_COLUMNS} of 32 domains; every judgement is in the data."
+        in texts
+    )
+    assert max(len(t) for t in texts) < 400
+    graph = rob.rob_graph(judgements, title="T" * 10_000)
+    screening = pd.DataFrame(
+        [
+            {"study_id": None, "record_kind": "journal_article",
+             "identified_via": "database_search", "stage": "eligibility", "decision": "exclude",
+             "reason": f"Reason {i} " + "r " * 2500}
+            for i in range(300)
+        ]
+    )  # fmt: skip
+    flow = prisma.prisma_flow(prisma.prisma_counts(screening), reasons="full", title="P" * 10_000)
+    assert any(
+        t.get_text().strip().startswith(f"{300 - prisma.MAX_REASONS + 1} other reasons")
+        for t in flow.findobj(Text)
+    )
+    for name, fig in (("summary", summary), ("graph", graph), ("flow", flow)):
+        (png,) = save(fig, tmp_path / name, formats=("png",))
+        with Image.open(png) as image:
+            assert image.size[0] <= MAX_FIGURE_PX and image.size[1] <= MAX_FIGURE_HEIGHT_PX, name
+            assert image.size[0] < 2500, (name, image.size)  # cut by the layout, not by save

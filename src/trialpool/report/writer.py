@@ -38,7 +38,7 @@ from trialpool.errors import TrialpoolError, ValidationFailedError
 from trialpool.package.atomic import atomic_folder
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
-from trialpool.report.document import Node, render_markdown
+from trialpool.report.document import MAX_HEADING_CHARS, Node, render_markdown, shorten
 from trialpool.report.exports import REVMAN_NOT_REFITTED, render_reproduce_r
 from trialpool.report.output import MARKER_NAME, ReportError, check_out_path
 from trialpool.report.render import render_html
@@ -194,7 +194,7 @@ def _write_report(
             before = len(ctx.statuses)
             analysis_nodes.extend(run_analysis(ctx, analysis))
             if len(ctx.statuses) > before:  # for the console
-                headline = ctx.statuses[-1][1].headline
+                headline = shorten(ctx.statuses[-1][1].headline, MAX_HEADING_CHARS)
                 progress.console.print(
                     f"  {analysis.id}: {headline}", highlight=False, markup=False
                 )

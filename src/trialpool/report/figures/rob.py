@@ -64,7 +64,7 @@ from trialpool.report.figures.style import (
 MAX_ROB_STUDIES = 150
 #: the most domains (columns, bars) a risk-of-bias figure draws: the first ones and "overall"
 MAX_ROB_COLUMNS = 30
-_MAX_NAME_W = 4.0  # a domain's name beside its bar
+_MAX_NAME_W = 6.0  # a domain's name beside its bar
 _MAX_KEY_W = 9.0  # a line of the key under the grid
 _MAX_TITLE_W = 9.0
 
@@ -681,8 +681,13 @@ def rob_graph(
         counts.append(n)
         shares.append({x: 100.0 * values.count(x) / n if n else 0.0 for x in order})
 
-    names = [_fit(c.name, _MAX_NAME_W, BASE_FONTSIZE, "bold") for c in columns]
-    label_w = max(text_width_in(n, BASE_FONTSIZE, "bold") for n in names) + 0.2
+    weights = ["bold" if c.domain == "overall" else "normal" for c in columns]
+    names = [
+        _fit(c.name, _MAX_NAME_W, BASE_FONTSIZE, w) for c, w in zip(columns, weights, strict=True)
+    ]
+    label_w = (
+        max(text_width_in(n, BASE_FONTSIZE, w) for n, w in zip(names, weights, strict=True)) + 0.2
+    )
     bar_w = 4.2
     bar_h = 0.3
     title_h = 0.35 if title else 0.1
