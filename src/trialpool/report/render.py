@@ -6,7 +6,7 @@ report's own tags (``<br>``, ``<sub>``, the heading anchors) and any other becom
 escaped text; links are followed only to http(s) URLs and in-page anchors, and links to
 the report's own files are shown as text; figures are embedded as base64 PNG, each
 the lighter copy :mod:`.embed` makes of figures/NAME.png (the 74 analyses of CD008625:
-a page of about 3.5 MB instead of 19.6 MB). No script, no external reference: a
+a page of 3.2 MB instead of 19.6 MB). No script, no external reference: a
 Content-Security-Policy forbids any. The title and every heading are cut as
 :mod:`.document` cuts them.
 """
