@@ -167,6 +167,15 @@ def test_reproduce_r_text_is_safe() -> None:
     assert 'check("a\\"b", "escalc_a.csv", measure = "MD", method = "REML"' in text
     assert "\n# x y\n" in text
     assert "estimate = -1.0" in text
+    # no line break of any kind (CR, U+2028, ...) ends a comment early; long titles cut
+    evil = "t\rsystem('rm -rf ~')\u2028q()\x0b" + "z" * 1000
+    text = render_reproduce_r(
+        [ExportBlock(key="k", title=evil, csv_name="escalc_k.csv", result=_SYN_CONT)],
+        package="p\rq()", version="0",
+    )  # fmt: skip
+    comments = [line for line in text.splitlines() if "system(" in line or "q()" in line]
+    assert comments and all(line.startswith("#") for line in comments), comments
+    assert "\n# t system('rm -rf ~') q() " in text and "z" * 300 not in text
 
 
 def _bcg_blocks(tmp_path: Path) -> list[ExportBlock]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
+
+from PIL import Image
 
 from trialpool.report.document import (
     Code,
@@ -16,6 +19,7 @@ from trialpool.report.document import (
     Table,
     md_node,
 )
+from trialpool.report.embed import light_png
 from trialpool.report.render import render_html
 
 EVIL = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
@@ -73,12 +77,15 @@ def test_anchor_becomes_the_heading_id_and_toc_entry(tmp_path: Path) -> None:
 
 def test_figure_embedded_and_file_link_shown_as_text(tmp_path: Path) -> None:
     (tmp_path / "figures").mkdir()
-    png = b"\x89PNG\r\n\x1a\nfake"
-    (tmp_path / "figures" / "f.png").write_bytes(png)
+    Image.new("RGB", (90, 60), "white").save(tmp_path / "figures" / "f.png")
     node = FigureNode("figures/f.png", "figures/f.svg", "A caption", "alt <text>")
     assert md_node(node).startswith("![alt &lt;text&gt;](figures/f.png)")
     page = _page([node], tmp_path)
-    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+    # the lighter copy (two thirds the size, a palette) of the figure's PNG is embedded
+    light = light_png(tmp_path / "figures" / "f.png")
+    assert f'src="data:image/png;base64,{base64.b64encode(light).decode()}"' in page
+    with Image.open(io.BytesIO(light)) as embedded:
+        assert embedded.size == (60, 40) and embedded.mode == "P"
     assert 'alt="alt &lt;text&gt;"' in page
     assert "(SVG: figures/f.svg)" in page and 'href="figures' not in page
     assert page.count("<figure>") == 1

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from trialpool.analysis.finite import not_finite
 from trialpool.analysis.pairing import (
     COMPARATOR_TEXT,
     DEFAULT_COMPARATORS,
@@ -186,8 +187,10 @@ def _pool_pairs(
     k = len(pairs)
     if k == 0:
         return NotPooled(k=0, measure=measure, method=method, reason=NO_DATA, missing=missing)  # type: ignore[arg-type]
-    es = _study_effects(pairs, kind, measure)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        es = _study_effects(pairs, kind, measure)
     studies = _study_list(pairs, es, kind)
+    _check_finite(studies)
     if k == 1:
         only = _with_ci(studies[0], measure, level)
         return NotPooled(
@@ -238,7 +241,23 @@ def _pool_pairs(
             fit = pooling.rma(es.yi, es.vi, method=method, hksj=hksj, level=level, measure=measure)
     except ValueError as exc:
         raise AnalysisError(str(exc)) from None
-    return pooling.result_from_fit(fit, measure=measure, studies=studies, notes=notes)
+    result = pooling.result_from_fit(fit, measure=measure, studies=studies, notes=notes)
+    numbers = (result.estimate, result.ci_lower, result.ci_upper, result.se)
+    if not all(math.isfinite(x) for x in numbers):
+        raise AnalysisError(
+            "the pooled estimate is not a finite number (the data hold values too large "
+            "to pool); check the package's values"
+        )
+    return result
+
+
+def _check_finite(studies: Sequence[StudyEffect]) -> None:
+    """AnalysisError naming the first study whose data or effect is infinite (a number too
+    large to compute with: the effect or its variance overflows)."""
+    for s in studies:
+        why = not_finite(s.arm_data, (s.yi, s.vi))
+        if why is not None:
+            raise AnalysisError(f"study {s.study_id}: {why}")
 
 
 def pool_outcome(

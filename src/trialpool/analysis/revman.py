@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from trialpool.analysis.finite import finite, not_finite
 from trialpool.analysis.plan import RevManAnalysis
 from trialpool.errors import AnalysisError
 from trialpool.package.loader import Package
@@ -286,6 +287,10 @@ def pool_review_analysis(
     settings = settings_of(a)
     index = PackageIndex.of(pkg) if index is None else index
     comps, inputs, reasons = _study_inputs(index, a)
+    for comp, data in zip(comps, inputs, strict=True):
+        why = None if data is None else not_finite(data)
+        if why is not None:
+            raise AnalysisError(f"analysis {a.id}: study {comp['study_id']}: {why}")
     subgroup_of = {cid: s.id for s in a.subgroups for cid in s.comparison_ids}
     labels = {s.id: s.label for s in a.subgroups}
     usable = [i for i, d in enumerate(inputs) if d is not None]
@@ -303,7 +308,8 @@ def pool_review_analysis(
     if a.subgroups:
         groups = [subgroup_of[a.comparison_ids[i]] for i in usable]
         if usable:
-            sg = revman_fit_subgroups(data, groups, settings)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                sg = revman_fit_subgroups(data, groups, settings)
             overall = sg.overall
             subgroup_fits = list(sg.subgroups)
             if sg.test_chi2 is not None:
@@ -316,10 +322,22 @@ def pool_review_analysis(
         else:
             overall = None
     else:
-        overall = revman_fit(data, settings) if usable else None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            overall = revman_fit(data, settings) if usable else None
     if overall is not None:
         for j, i in enumerate(usable):
             fitted[i] = overall.studies[j]
+            why = not_finite(inputs[i] or {}, (fitted[i].yi, fitted[i].se))
+            if why is not None:
+                sid = comps[i]["study_id"]
+                raise AnalysisError(f"analysis {a.id}: study {sid}: {why}")
+        for fit in [overall, *(f for _, f in subgroup_fits)]:
+            numbers = (fit.estimate, fit.ci_lower, fit.ci_upper, fit.se)
+            if fit.estimable and not all(x is None or finite(x) for x in numbers):
+                raise AnalysisError(
+                    f"analysis {a.id}: the pooled estimate is not a finite number (the data "
+                    "hold values too large to pool); check the package's values"
+                )
     studies: list[ReviewStudy] = []
     for i, comp in enumerate(comps):
         sid = str(comp["study_id"])

@@ -233,6 +233,11 @@ def pool(pkg: Package, outcome: str, timepoint: float | None, s: Settings) -> Re
         )
     except TrialpoolError as exc:
         return NotPooled(k=0, measure=s.measure, method=s.method, reason=str(exc))  # type: ignore[arg-type]
+    except ArithmeticError as exc:  # a number out of range that no check caught
+        reason = (
+            f"a number is out of range ({type(exc).__name__}: {exc}); check the package's values"
+        )
+        return NotPooled(k=0, measure=s.measure, method=s.method, reason=reason)  # type: ignore[arg-type]
 
 
 def usable_studies(pkg: Package, outcome: str, timepoint: float | None, s: Settings) -> set[str]:

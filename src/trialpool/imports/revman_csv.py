@@ -12,12 +12,22 @@ Not read (the export does not hold them): study characteristics, references, ris
 (the optional "Risk of bias tables" field is not a table RevMan can write consistently).
 Study ids are the study names as printed; the title is the file name, as RevMan names the
 export after the review.
+
+The file is parsed as a stream (:class:`StreamTable`): its bytes are decoded a chunk at a
+time (UTF-16 with a byte-order mark, UTF-8, or cp1252 when the bytes are not UTF-8) and
+cut into lines, and the CSV records are read from those lines one at a time, within
+:class:`CsvLimits` (line length, columns, rows): a line of 150 MB is refused when its
+first megabyte has been read, never held whole. Every refusal is one line naming the file
+and the row.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,9 +46,7 @@ from trialpool.imports.model import (
     normalise_method,
 )
 from trialpool.imports.safety import (
-    CsvTable,
     cell,
-    decode_text,
     fail,
     html_to_text,
     normalise_header,
@@ -127,10 +135,153 @@ def is_revman_csv_header(header: list[str]) -> bool:
     return all(key in keys for key in SIGNATURE)
 
 
-def read_revman_csv(data: bytes, source: str) -> Review:
+@dataclass(frozen=True, slots=True)
+class CsvLimits:
+    """Bounds of a RevMan 5 CSV export (tests may pass smaller ones). An export's lines
+    are a few hundred characters, and a large review has some ten thousand rows."""
+
+    #: the longest line, in characters
+    max_line_chars: int = 1024 * 1024
+    #: the most fields in one record (the header included)
+    max_columns: int = 500
+    #: the most records, the header included
+    max_rows: int = 500_000
+    #: bytes decoded at a time
+    chunk_bytes: int = 1024 * 1024
+
+
+DEFAULT_CSV_LIMITS = CsvLimits()
+
+
+def read_revman_csv(data: bytes, source: str, limits: CsvLimits = DEFAULT_CSV_LIMITS) -> Review:
     """Read a RevMan 5 CSV export's bytes; ``source`` is the file name used in messages."""
-    text = decode_text(data, source, fallback="cp1252")
-    return _Export(CsvTable(text, source)).read()
+    try:
+        return _Export(StreamTable(data, source, limits, encoding=_encoding(data))).read()
+    except _NotUtf8Error:  # as RevMan 5 on Windows writes it: read it again as cp1252
+        return _Export(StreamTable(data, source, limits, encoding="cp1252")).read()
+
+
+class _NotUtf8Error(Exception):
+    """The bytes are not UTF-8 (read again as cp1252)."""
+
+
+def _encoding(data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class StreamTable:
+    """The records of a CSV export read as a stream, with its header's columns found by
+    normalised name with aliases (as :class:`~trialpool.imports.safety.CsvTable`)."""
+
+    def __init__(self, data: bytes, source: str, limits: CsvLimits, *, encoding: str) -> None:
+        self.source = source
+        self.limits = limits
+        self._data = data
+        self._encoding = encoding
+        self._row = 0  # records read so far (the header is record 1)
+        self._line = 0  # lines read so far
+        self._records = self._read_records()
+        first = next(self._records, None)
+        if first is None:
+            raise fail(source, None, "empty CSV file (no header row)")
+        self.header = [text.strip() for text in first]
+        self.keys = [normalise_header(text) for text in self.header]
+        self.index: dict[str, int] = {}
+        for position, key in enumerate(self.keys):
+            if key and key not in self.index:
+                self.index[key] = position
+
+    def column(self, *aliases: str) -> int | None:
+        for alias in aliases:
+            position = self.index.get(normalise_header(alias))
+            if position is not None:
+                return position
+        return None
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(row number with the header as row 1, cells padded to the header width); blank
+        records are skipped."""
+        width = len(self.header)
+        for record in self._records:
+            number = self._row
+            if not any(text.strip() for text in record):
+                continue
+            if len(record) > width and any(text.strip() for text in record[width:]):
+                raise fail(
+                    self.source,
+                    f"row {number}",
+                    f"has {len(record)} fields but the header has {width}",
+                )
+            yield number, record + [""] * (width - len(record))
+
+    def _where(self) -> str:
+        return f"row {self._row + 1} (line {self._line})"
+
+    def _read_records(self) -> Iterator[list[str]]:
+        reader = csv.reader(self._lines(), strict=True)
+        limits = self.limits
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise fail(self.source, self._where(), f"malformed CSV: {exc}") from None
+            self._row += 1
+            if self._row > limits.max_rows:
+                raise fail(self.source, f"row {self._row}", f"more than {limits.max_rows} rows")
+            if len(record) > limits.max_columns:
+                raise fail(
+                    self.source,
+                    f"row {self._row}",
+                    f"{len(record)} fields, more than {limits.max_columns}",
+                )
+            yield record
+
+    def _lines(self) -> Iterator[str]:
+        """The decoded text line by line (line ends kept, as ``csv`` wants them); a line
+        longer than the limit is refused as soon as that many characters are read."""
+        limit = self.limits.max_line_chars
+        step = self.limits.chunk_bytes
+        decoder = codecs.getincrementaldecoder(self._encoding)(errors="strict")
+        if self._encoding == "cp1252":
+            decoder = codecs.getincrementaldecoder("cp1252")(errors="replace")
+        view = memoryview(self._data)
+        rest = ""
+        for start in range(0, len(view) + 1, step):
+            final = start + step >= len(view)
+            try:
+                text = decoder.decode(view[start : start + step], final=final)
+            except UnicodeDecodeError as exc:
+                if self._encoding == "utf-16":
+                    raise fail(
+                        self.source, None, f"invalid UTF-16 at byte {start + exc.start}"
+                    ) from None
+                raise _NotUtf8Error from None
+            buffer = rest + text
+            begin = 0
+            for match in _LINE_END.finditer(buffer):
+                if match.group() == "\r" and match.end() == len(buffer) and not final:
+                    break  # its "\n" may be in the next chunk
+                self._line += 1
+                if match.end() - begin > limit:
+                    raise fail(self.source, self._where(), f"line longer than {limit} characters")
+                yield buffer[begin : match.end()]
+                begin = match.end()
+            rest = buffer[begin:]
+            if len(rest) > limit:
+                self._line += 1
+                raise fail(self.source, self._where(), f"line longer than {limit} characters")
+            if final:
+                break
+        if rest:
+            self._line += 1
+            yield rest
 
 
 @dataclass
@@ -161,7 +312,7 @@ class _Analysis:
 
 
 class _Export:
-    def __init__(self, table: CsvTable) -> None:
+    def __init__(self, table: StreamTable) -> None:
         self.table = table
         self.source = table.source
         if not is_revman_csv_header(table.header):

@@ -9,6 +9,7 @@ so the first data row is row 2 (``Package.row_number``).
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass, field
@@ -192,7 +193,10 @@ def read_table(resource: Resource) -> pd.DataFrame:
         )
     except FileNotFoundError:
         raise PackageError(f"{resource.path}: resource {resource.name!r}: file not found") from None
-    except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        beyond = _beyond_int64(resource, dtypes)
+        if beyond is not None:
+            raise PackageError(f"{resource.path}: {beyond}") from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PackageError(
             f"{resource.path}: resource {resource.name!r}: cannot be read with its schema "
@@ -202,6 +206,27 @@ def read_table(resource: Resource) -> pd.DataFrame:
         if dtype == "boolean" and name in frame.columns:
             frame[name] = _parse_boolean(frame[name], fields, name)
     return frame
+
+
+def _beyond_int64(resource: Resource, dtypes: dict[str, str]) -> str | None:
+    """ "row R, field F: integer V is beyond int64" for the first such cell, or None."""
+    wanted = {name for name, dtype in dtypes.items() if dtype == "Int64"}
+    try:
+        with resource.path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            columns = [(i, name) for i, name in enumerate(header) if name in wanted]
+            for row, record in enumerate(reader, start=2):
+                for i, name in columns:
+                    text = record[i].strip() if i < len(record) else ""
+                    if re.fullmatch(r"[+-]?\d+", text) and (
+                        len(text.lstrip("+-").lstrip("0")) > 19 or not -(2**63) <= int(text) < 2**63
+                    ):
+                        shown = text if len(text) <= 24 else f"{text[:20]}… ({len(text)} digits)"
+                        return f"row {row}, field {name!r}: integer {shown} is beyond int64"
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return None
+    return None
 
 
 def _parse_boolean(column: pd.Series, fields: list[dict[str, Any]], name: str) -> pd.Series:

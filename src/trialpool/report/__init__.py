@@ -2,7 +2,8 @@
 
 ``writer`` drives ``trialpool report``; ``sections/`` builds each section (one module
 each) as the nodes of ``document``, which writes them as Markdown (report.md);
-``render`` turns that Markdown into the self-contained report.html (markdown-it);
+``render`` turns that Markdown into the self-contained report.html (markdown-it),
+embedding the lighter copy of each figure ``embed`` makes;
 ``format`` writes the numbers; ``output`` keeps the output folder safe; ``context``
 is what the sections share; ``figures/`` draws, ``exports`` writes the CSVs and
 reproduce.R.

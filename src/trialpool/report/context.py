@@ -22,6 +22,7 @@ from trialpool.analysis.revman import PackageIndex, ReviewPoolResult
 from trialpool.analysis.runs import Result, StudyInfo
 from trialpool.package.loader import Package
 from trialpool.report.document import FigureNode, Status
+from trialpool.report.embed import light_png
 from trialpool.report.exports import ExportBlock, escalc_table, write_csv
 from trialpool.report.figure_jobs import FigureJob, run_jobs
 from trialpool.report.figures.style import save
@@ -56,6 +57,8 @@ class Context:
     statuses: list[tuple[Analysis | RevManAnalysis, Status, str]] = field(default_factory=list)
     revman_runs: list[RevManRun] = field(default_factory=list)
     figure_jobs: list[FigureJob] = field(default_factory=list)
+    #: the PNG report.html embeds for each figure, by its path (figures/NAME.png)
+    embedded: dict[str, bytes] = field(default_factory=dict, repr=False)
     _index: PackageIndex | None = field(default=None, repr=False)
 
     @property
@@ -80,8 +83,9 @@ class Context:
     ) -> FigureNode:
         """Save a Figure as PNG and SVG under figures/ and return its node (``tight``:
         crop to the content; a figure laid out exactly is saved faster without)."""
-        save(fig, self.root / "figures" / key, formats=("png", "svg"), tight=tight)
+        png, _svg = save(fig, self.root / "figures" / key, formats=("png", "svg"), tight=tight)
         self.figures.append(f"figures/{key}.png")
+        self.embedded[f"figures/{key}.png"] = light_png(png)
         return FigureNode(
             rel_png=f"figures/{key}.png", rel_svg=f"figures/{key}.svg", caption=caption, alt=alt
         )
@@ -110,7 +114,8 @@ class Context:
 
     def draw_figures(self) -> None:
         """Draw every figure registered with :meth:`figure_later`."""
-        run_jobs(self.figure_jobs)
+        for path, png in run_jobs(self.figure_jobs).items():
+            self.embedded[f"figures/{path.name}.png"] = png
         self.figure_jobs.clear()
 
     def export_result(self, key: str, title: str, result: Result) -> str | None:

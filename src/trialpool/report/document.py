@@ -5,6 +5,12 @@ text rendered by markdown-it (:mod:`trialpool.report.render`). Plain ``str`` pie
 text from the data: :func:`md_text` HTML-escapes them and escapes the Markdown
 specials, so they can never become markup; links are written only for http(s) URLs
 and in-page anchors (:func:`safe_url`).
+
+Texts of any length are kept in the data but shortened here: a piece of text is cut
+(with an ellipsis) at :data:`MAX_TEXT_CHARS` characters, in a table cell at
+:data:`MAX_CELL_CHARS`, in a heading or a figure's alternative text at
+:data:`MAX_HEADING_CHARS`; a table shows at most :data:`MAX_TABLE_ROWS` rows and says
+where the others are (its ``full`` CSV) when it has more.
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from trialpool.report.format import sentence
+
+#: the longest piece of text written (characters); a longer one is cut with an ellipsis
+MAX_TEXT_CHARS = 20_000
+#: the longest piece of text in a table cell
+MAX_CELL_CHARS = 1_000
+#: the longest heading, and a figure's alternative text
+MAX_HEADING_CHARS = 300
+#: the most rows a table shows (the first ones)
+MAX_TABLE_ROWS = 500
 
 # --- inline pieces -------------------------------------------------------------------
 
@@ -87,6 +102,7 @@ class Table:
     rows: list[list[Inlines]]
     caption: str | None = None
     numeric: frozenset[int] = frozenset()  # right-aligned columns
+    full: str | None = None  # the file with every row, named when rows are left out
 
 
 @dataclass
@@ -120,17 +136,25 @@ def safe_url(url: str) -> str | None:
 # --- Markdown ------------------------------------------------------------------------
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+_SPACES = re.compile(r"\s+")
 
 
-def md_text(text: str) -> str:
-    """Text safe in Markdown: HTML-escaped, Markdown specials escaped, one line."""
-    text = re.sub(r"\s+", " ", str(text))
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+def shorten(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text`` on one line (runs of white space as one space), cut at ``limit``
+    characters with an ellipsis (only the first few times ``limit`` characters are read)."""
+    text = _SPACES.sub(" ", str(text)[: 4 * limit + 4])
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _md_inline(item: Inline) -> str:
+def md_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Text safe in Markdown: HTML-escaped, Markdown specials escaped, one line, at most
+    ``limit`` characters of it."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(shorten(text, limit), quote=False))
+
+
+def _md_inline(item: Inline, limit: int = MAX_TEXT_CHARS, *, in_table: bool = False) -> str:
     if isinstance(item, str):
-        return md_text(item)
+        return md_text(item, limit)
     if isinstance(item, LineBreak):
         return "<br>"
     if isinstance(item, (Strong, Muted)):
@@ -141,30 +165,42 @@ def _md_inline(item: Inline) -> str:
         if not core:
             return lead or trail
         if isinstance(item, Strong):
-            return f"{lead}**{md_text(core)}**{trail}"
-        return f"{lead}<sub>{md_text(core)}</sub>{trail}"
+            return f"{lead}**{md_text(core, limit)}**{trail}"
+        return f"{lead}<sub>{md_text(core, limit)}</sub>{trail}"
     if isinstance(item, Code):
-        return "`" + item.text.replace("`", "'") + "`" if item.text else ""
+        if not item.text:
+            return ""
+        code = shorten(item.text, limit).replace("`", "'")
+        # a pipe ends a table cell even in a code span unless escaped (GFM tables)
+        return "`" + (code.replace("|", "\\|") if in_table else code) + "`"
     url = safe_url(item.url)
     if url is None:
-        return md_text(item.text)
-    return f"[{md_text(item.text)}](<{url.replace('>', '%3E')}>)"
+        return md_text(item.text, limit)
+    return f"[{md_text(item.text, limit)}](<{url.replace('>', '%3E')}>)"
 
 
-def md_inlines(content: Inlines) -> str:
-    """Inline content as Markdown."""
+def md_inlines(content: Inlines, limit: int = MAX_TEXT_CHARS, *, in_table: bool = False) -> str:
+    """Inline content as Markdown (each piece of text at most ``limit`` characters)."""
     if isinstance(content, (str, Link, Strong, Code, Muted, LineBreak)):
-        return _md_inline(content)
-    return "".join(_md_inline(i) for i in content)
+        return _md_inline(content, limit, in_table=in_table)
+    return "".join(_md_inline(i, limit, in_table=in_table) for i in content)
 
 
 def _md_table(node: Table) -> str:
-    out = [f"**{md_text(node.caption)}**\n"] if node.caption else []
-    out.append("| " + " | ".join(md_text(h) for h in node.header) + " |")
+    out = [f"**{md_text(node.caption, MAX_HEADING_CHARS)}**\n"] if node.caption else []
+    out.append("| " + " | ".join(md_text(h, MAX_HEADING_CHARS) for h in node.header) + " |")
     aligns = ("---:" if i in node.numeric else "---" for i in range(len(node.header)))
     out.append("|" + "|".join(aligns) + "|")
-    out.extend("| " + " | ".join(md_inlines(c) for c in row) + " |" for row in node.rows)
-    return "\n".join(out) + "\n"
+    out.extend(
+        "| " + " | ".join(md_inlines(c, MAX_CELL_CHARS, in_table=True) for c in row) + " |"
+        for row in node.rows[:MAX_TABLE_ROWS]
+    )
+    text = "\n".join(out) + "\n"
+    if len(node.rows) > MAX_TABLE_ROWS:
+        where = f"; every row is in {node.full}" if node.full else ""
+        note = f"Showing the first {MAX_TABLE_ROWS} of {len(node.rows)} rows{where}."
+        text += f"\n*{md_text(note)}*\n"
+    return text
 
 
 def md_node(node: Node) -> str:
@@ -172,7 +208,7 @@ def md_node(node: Node) -> str:
     if isinstance(node, Heading):
         anchor = re.sub(r"[^A-Za-z0-9_-]", "", node.anchor)
         level = "#" * min(max(node.level, 2), 4)
-        return f'<a id="{anchor}"></a>\n\n{level} {md_text(node.text)}\n'
+        return f'<a id="{anchor}"></a>\n\n{level} {md_text(node.text, MAX_HEADING_CHARS)}\n'
     if isinstance(node, Para):
         text = md_inlines(node.content)
         return f"> {text}\n" if node.cls == "note" else f"{text}\n"
@@ -182,16 +218,17 @@ def md_node(node: Node) -> str:
         return _md_table(node)
     if isinstance(node, FigureNode):
         svg = f" (SVG: [{node.rel_svg}]({node.rel_svg}))" if node.rel_svg else ""
-        caption = md_text(sentence(node.caption))
-        return f"![{md_text(node.alt)}]({node.rel_png})\n\n*{caption}*{svg}\n"
+        caption = md_text(sentence(shorten(node.caption)))
+        alt = md_text(node.alt, MAX_HEADING_CHARS)
+        return f"![{alt}]({node.rel_png})\n\n*{caption}*{svg}\n"
     lines = "".join(f"> - {md_inlines(line)}\n" for line in node.lines)
     return f"> **{md_text(node.headline)}**\n{'>' + chr(10) if lines else ''}{lines}"
 
 
 def render_markdown(doc: Sequence[Node], *, title: str, subtitle: Sequence[str]) -> str:
     """The Markdown text of a document (figures as relative PNG links)."""
-    parts = [f"# {md_text(title)}\n"]
-    parts.extend(f"{md_text(s)}  " for s in subtitle)
+    parts = [f"# {md_text(title, MAX_HEADING_CHARS)}\n"]
+    parts.extend(f"{md_text(s, MAX_HEADING_CHARS)}  " for s in subtitle)
     parts.append("")
     parts.extend(md_node(node) for node in doc)
     return "\n".join(parts).rstrip() + "\n"

@@ -296,8 +296,15 @@ def _r_num(value: float | int | None) -> str:
 
 
 def _r_str(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    escaped = " ".join(text.split()).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def _r_comment(text: str, limit: int = 300) -> str:
+    """Text from the data in an R comment: one line (no line break of any kind ends the
+    comment early), at most ``limit`` characters."""
+    text = " ".join(str(text)[: 4 * limit].split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _R_HEADER = r"""#!/usr/bin/env Rscript
@@ -390,7 +397,7 @@ def render_reproduce_r(
 ) -> str:
     """The text of reproduce.R for the given pooled blocks (CSV names relative);
     ``note`` is added to the header as comment lines."""
-    parts = [_R_HEADER % {"version": version, "package": package.replace("\n", " ")}]
+    parts = [_R_HEADER % {"version": version, "package": _r_comment(package)}]
     if note:
         comment = "".join(f"# {line}\n" for line in note.splitlines())
         parts[0] = parts[0].replace(
@@ -414,7 +421,7 @@ def render_reproduce_r(
         )
         method = "FE" if r.method == "FE" else r.method
         parts.append(
-            f"\n# {block.title.replace(chr(10), ' ')}\n"
+            f"\n# {_r_comment(block.title)}\n"
             f"check({_r_str(block.key)}, {_r_str(block.csv_name)}, "
             f"measure = {_r_str(r.measure)}, method = {_r_str(method)}, "
             f"knha = {'TRUE' if r.hksj else 'FALSE'}, level = {_r_num(r.level)},\n"

@@ -22,6 +22,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from trialpool.report.embed import light_png
 from trialpool.report.figures.style import save
 
 #: fewer jobs than this are drawn in this process (starting workers costs about a second)
@@ -40,9 +41,11 @@ class FigureJob:
     cost: int = 1  # a rough size (rows drawn): the largest jobs start first
 
 
-def draw(job: FigureJob) -> None:
-    """Build and save one figure (runs in a worker process or here)."""
-    save(job.build(*job.args), job.path, formats=("png", "svg"), tight=job.tight)
+def draw(job: FigureJob) -> bytes:
+    """Build and save one figure (runs in a worker process or here); return the lighter
+    copy of its PNG that report.html embeds (:func:`..embed.light_png`)."""
+    png, _svg = save(job.build(*job.args), job.path, formats=("png", "svg"), tight=job.tight)
+    return light_png(png)
 
 
 def _cpus() -> int:
@@ -60,18 +63,18 @@ def workers_for(n_jobs: int) -> int:
     return n if n >= 2 else 0
 
 
-def run_jobs(jobs: Sequence[FigureJob]) -> None:
-    """Draw every job: in worker processes when there are enough jobs and CPUs."""
+def run_jobs(jobs: Sequence[FigureJob]) -> dict[Path, bytes]:
+    """Draw every job: in worker processes when there are enough jobs and CPUs. Returns
+    each figure's embedded PNG by its path (without suffix)."""
     ordered = sorted(jobs, key=lambda j: -j.cost)
     n = workers_for(len(ordered))
     if n:
         try:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-                for _ in pool.map(draw, ordered):
-                    pass
-            return
+                return {
+                    job.path: png for job, png in zip(ordered, pool.map(draw, ordered), strict=True)
+                }
         except (BrokenProcessPool, NotImplementedError, OSError):
             pass  # workers cannot run here: draw the figures in this process
-    for job in ordered:
-        draw(job)
+    return {job.path: draw(job) for job in ordered}

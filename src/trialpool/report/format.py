@@ -20,9 +20,12 @@ MISSING = "–"
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    """A number with ``digits`` decimals."""
+    """A number with ``digits`` decimals (from 1e15 on, three significant digits in
+    scientific notation)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return MISSING
+    if abs(value) >= 1e15:
+        return f"{value:.3g}".replace("-", MINUS)
     text = f"{value:.{digits}f}"
     if text.startswith("-"):
         text = text[1:] if float(text) == 0 else MINUS + text[1:]

@@ -2,7 +2,8 @@
 
 The folder holds::
 
-    report.html          self-contained: figures embedded as base64 PNG, inline CSS,
+    report.html          self-contained: figures embedded as base64 PNG (a lighter
+                         copy of each, :mod:`.embed`), inline CSS,
                          no script, no external reference (a Content-Security-Policy
                          forbids any), opens without network
     report.md            the same content; figures referenced as figures/*.png
@@ -36,7 +37,7 @@ from trialpool.errors import TrialpoolError, ValidationFailedError
 from trialpool.package.atomic import REPORT_KIND, atomic_folder, write_marker
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
-from trialpool.report.document import Node, render_markdown
+from trialpool.report.document import MAX_HEADING_CHARS, Node, render_markdown, shorten
 from trialpool.report.exports import REVMAN_NOT_REFITTED, render_reproduce_r
 from trialpool.report.output import MARKER_NAME, ReportError, check_out_path
 from trialpool.report.render import render_html
@@ -192,7 +193,7 @@ def _write_report(
             before = len(ctx.statuses)
             analysis_nodes.extend(run_analysis(ctx, analysis))
             if len(ctx.statuses) > before:  # for the console
-                headline = ctx.statuses[-1][1].headline
+                headline = shorten(ctx.statuses[-1][1].headline, MAX_HEADING_CHARS)
                 progress.console.print(
                     f"  {analysis.id}: {headline}", highlight=False, markup=False
                 )
@@ -242,7 +243,9 @@ def _write_report(
             f"Package {pkg.name} {pkg.version or ''}".rstrip() + f" · trialpool {__version__}",
             f"Plan: {plan.title}",
         ]
-        html_text = render_html(doc, title=title, subtitle=subtitle, folder=tmp)
+        html_text = render_html(
+            doc, title=title, subtitle=subtitle, folder=tmp, embedded=ctx.embedded
+        )
         (tmp / HTML_NAME).write_text(html_text, encoding="utf-8")
         md_text = render_markdown(doc, title=title, subtitle=subtitle)
         (tmp / MD_NAME).write_text(md_text, encoding="utf-8")

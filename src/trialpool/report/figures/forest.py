@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from trialpool.report.figures.forest_draw import render_forest
 from trialpool.report.figures.forest_layout import DERIVED_MARK as DERIVED_MARK
+from trialpool.report.figures.forest_layout import MAX_STUDY_ROWS as MAX_STUDY_ROWS
 from trialpool.report.figures.forest_layout import ZERO_CELL_MARK as ZERO_CELL_MARK
 from trialpool.report.figures.forest_layout import ForestLayout
 from trialpool.report.figures.forest_layout import RowKind as RowKind
@@ -37,6 +38,7 @@ from trialpool.report.figures.forest_layout import _effect_text as _effect_text
 from trialpool.report.figures.forest_layout import _fmt_arm as _fmt_arm
 from trialpool.report.figures.forest_layout import _Row as _Row
 from trialpool.report.figures.forest_layout import _to_analysis as _to_analysis
+from trialpool.report.figures.forest_layout import studies_not_drawn as studies_not_drawn
 from trialpool.report.figures.forest_layout import total_rows as total_rows
 from trialpool.report.figures.forest_metafor import (
     Block,
@@ -62,6 +64,7 @@ from trialpool.report.figures.style import save
 from trialpool.stats.results import RATIO_MEASURES, NotPooled, PoolResult, SubgroupResult
 
 __all__ = [
+    "MAX_STUDY_ROWS",
     "Block",
     "forest_plot",
     "forest_rows",

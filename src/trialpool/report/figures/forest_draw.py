@@ -11,6 +11,7 @@ labels under the axis, title, subtitle and footnotes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from matplotlib import transforms
@@ -21,6 +22,9 @@ from matplotlib.patches import Polygon
 from trialpool.report.figures.forest_layout import (
     _GAP_TEXT_PLOT,
     _LEFT_MARGIN,
+    _MAX_FAVOURS_W,
+    _MAX_HEAD_W,
+    _MAX_SPAN_LINES,
     _PAD,
     _PLOT_W,
     _RIGHT_MARGIN,
@@ -31,8 +35,10 @@ from trialpool.report.figures.forest_layout import (
     _Column,
     _column_groups,
     _Row,
+    cap_studies,
     fit_columns,
     footnotes,
+    studies_not_drawn,
 )
 from trialpool.report.figures.style import (
     BASE_FONTSIZE,
@@ -46,15 +52,26 @@ from trialpool.report.figures.style import (
     TITLE_FONTSIZE,
     fig_inches,
     new_figure,
+    one_line,
     style_context,
     text_width_in,
+    truncate_to_width,
     wrap_to_width,
 )
 
 
 def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
     """Lay out and draw the rows of a forest plot (shared by every kind of result)."""
-    ratio, header = layout.ratio, layout.header
+    n_studies = sum(r.kind == "study" for r in rows)
+    rows = cap_studies(rows)
+    drawn = sum(r.kind == "study" for r in rows)
+    if drawn < n_studies:
+        layout = replace(layout, notes=[*layout.notes, studies_not_drawn(n_studies)])
+    ratio = layout.ratio
+    h0, h1 = (truncate_to_width(one_line(h), _PLOT_W + 0.6, weight="bold") for h in layout.header)
+    header = (h0, h1)
+    f0, f1 = (truncate_to_width(one_line(t), _MAX_FAVOURS_W) for t in layout.favours_text)
+    favours_text = (f0, f1)
     cols, rows = fit_columns(rows, layout)
     notes = footnotes(rows, layout)
 
@@ -62,10 +79,15 @@ def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
     n_rows = n_header + len(rows)
     plot_left = cols[-1].right + _GAP_TEXT_PLOT
     width = plot_left + _PLOT_W + _RIGHT_MARGIN
-    title_text = layout.title
-    subtitle = layout.subtitle
+    head_w = max(width, _MAX_HEAD_W) - 2 * _LEFT_MARGIN
+    title_text = (
+        truncate_to_width(one_line(layout.title), head_w, TITLE_FONTSIZE, "bold")
+        if layout.title
+        else layout.title
+    )
+    subtitle = truncate_to_width(one_line(layout.subtitle), head_w, SMALL_FONTSIZE)
     if layout.exact:  # everything inside the figure: it is saved without a tight crop
-        right = _PLOT_W * 0.53 + text_width_in(layout.favours_text[1]) + 0.05
+        right = _PLOT_W * 0.53 + text_width_in(favours_text[1]) + 0.05
         width += max(0.0, right - _PLOT_W - _RIGHT_MARGIN)
         heads = [text_width_in(subtitle, SMALL_FONTSIZE)]
         if title_text:
@@ -73,7 +95,9 @@ def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
         width = max(width, max(heads) + 2 * _LEFT_MARGIN)
     note_lines: list[str] = []
     for note in notes:
-        note_lines.extend(wrap_to_width(note, width - 2 * _LEFT_MARGIN, SMALL_FONTSIZE))
+        note_lines.extend(
+            wrap_to_width(note, width - 2 * _LEFT_MARGIN, SMALL_FONTSIZE, max_lines=_MAX_SPAN_LINES)
+        )
     top = 0.12 + (0.26 if title_text else 0) + 0.22
     body = n_rows * _ROW_H
     bottom_axis = 0.52
@@ -94,7 +118,7 @@ def render_forest(rows: list[_Row], layout: ForestLayout) -> Figure:
         xlim = ax.get_xlim()
         null = 0.0
         # favours labels under the tick labels, on the correct sides
-        left_text, right_text = layout.favours_text
+        left_text, right_text = favours_text
         below = transforms.blended_transform_factory(ax.transData, ax.transAxes)
         has_ticks = len(ax.get_xticks()) > 0
         offset = transforms.ScaledTranslation(0, -0.27 if has_ticks else -0.08, fig.dpi_scale_trans)
@@ -220,7 +244,7 @@ def _draw(
     # header rows 0 and 1
     for col in cols:
         put(col, 1, col.header, fontweight="bold")
-    for name, members in _column_groups(cols).items():
+    for name, members in _column_groups(cols):
         x0, x1 = members[0].left + _PAD / 4, members[-1].right - _PAD / 4
         xm = (x0 + x1) / 2 if len(members) > 1 else x1
         ha = "center" if len(members) > 1 else "right"

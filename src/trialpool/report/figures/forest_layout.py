@@ -18,10 +18,12 @@ from typing import Literal
 
 from trialpool.report.figures.style import (
     BASE_FONTSIZE,
+    MUTED_TEXT,
     SMALL_FONTSIZE,
     fmt_num,
     linear_ticks,
     nice_symmetric_limit,
+    one_line,
     ratio_limit_and_ticks,
     text_width_in,
     tick_label,
@@ -41,6 +43,25 @@ _LEFT_MARGIN = 0.12
 _GAP_TEXT_PLOT = 0.18
 _RIGHT_MARGIN = 0.35
 _MAX_LABEL_W = 2.8
+#: the widest cell, column header or arm name (inches)
+_MAX_CELL_W = 2.4
+#: the widest title or subtitle (inches) when the columns are narrower
+_MAX_HEAD_W = 10.0
+#: the widest label under the axis (inches)
+_MAX_FAVOURS_W = 2.6
+#: lines of one spanning text (a reason, a note) at most
+_MAX_SPAN_LINES = 6
+#: notes under a plot at most
+_MAX_NOTES = 12
+
+#: the most study rows a forest plot draws (the first ones, in order)
+MAX_STUDY_ROWS = 150
+#: the most rows of any kind a forest plot draws (its final total is kept)
+MAX_ROWS = 420
+#: the final rows kept when a plot is cut at MAX_ROWS (the total and its lines)
+_MAX_TAIL = 16
+#: the longest spanning text or note (characters) before it is wrapped
+MAX_WRAPPED_SPAN = 1200
 
 
 # --------------------------------------------------------------------------- model
@@ -231,12 +252,18 @@ def _cell_text(row: _Row, col: _Column) -> str:
     return text
 
 
-def _column_groups(cols: list[_Column]) -> dict[str, list[_Column]]:
-    """The columns under each group header (e.g. "MSC" over Mean, SD and Total)."""
-    groups: dict[str, list[_Column]] = {}
-    for col in cols:
-        if col.group:
-            groups.setdefault(col.group, []).append(col)
+def _column_groups(cols: list[_Column]) -> list[tuple[str, list[_Column]]]:
+    """The columns under each group header (e.g. "MSC" over Mean, SD and Total): runs of
+    neighbouring columns with the same group (two arms' names cut to the same text stay
+    two groups)."""
+    groups: list[tuple[str, list[_Column]]] = []
+    for i, col in enumerate(cols):
+        if not col.group:
+            continue
+        if i and groups and cols[i - 1].group == col.group and groups[-1][1][-1] is cols[i - 1]:
+            groups[-1][1].append(col)
+        else:
+            groups.append((col.group, [col]))
     return groups
 
 
@@ -260,7 +287,7 @@ def _layout_columns(cols: list[_Column], rows: list[_Row]) -> None:
     study = cols[0]
     study.width = min(max(study.width, 1.1), _MAX_LABEL_W + _PAD)
     # group headers (e.g. "MSC" over Mean/SD/Total) must fit over their columns
-    for name, members in _column_groups(cols).items():
+    for name, members in _column_groups(cols):
         need = text_width_in(name, BASE_FONTSIZE, "bold") + _PAD
         have = sum(c.width for c in members)
         if need > have:
@@ -280,11 +307,26 @@ def fit_columns(rows: list[_Row], layout: ForestLayout) -> tuple[list[_Column], 
         generic_label=layout.generic_label,
         weight=layout.weight,
     )
-    # truncate long study labels before measuring
+    for col in cols:
+        col.header = truncate_to_width(one_line(col.header), _MAX_CELL_W, weight="bold")
+        if col.group:
+            col.group = truncate_to_width(one_line(col.group), _MAX_CELL_W, weight="bold")
+    # cut long labels and cells before measuring
     for row in rows:
-        if row.kind == "study":
-            mark_w = text_width_in(" " + row.cells["marks"]) if row.cells.get("marks") else 0
-            row.cells["study"] = truncate_to_width(row.cells["study"], _MAX_LABEL_W - mark_w)
+        bold = "bold" if row.bold else "normal"
+        for key, text in row.cells.items():
+            if key in ("study", "marks"):
+                continue
+            row.cells[key] = truncate_to_width(one_line(text), _MAX_CELL_W, weight=bold)
+        if "study" in row.cells:
+            marks = row.cells.get("marks", "")
+            mark_w = text_width_in(" " + marks) if marks else 0
+            label_w = (_MAX_LABEL_W if row.kind == "study" else _MAX_CELL_W) - mark_w
+            row.cells["study"] = truncate_to_width(
+                one_line(row.cells["study"]), label_w, weight=bold
+            )
+        if row.span is not None:
+            row.span = one_line(row.span, MAX_WRAPPED_SPAN)
     _layout_columns(cols, rows)
     text_w = cols[-1].right - _LEFT_MARGIN
     # spanning lines (heterogeneity, tests, subgroup headings) get the text area: widen
@@ -309,7 +351,7 @@ def fit_columns(rows: list[_Row], layout: ForestLayout) -> tuple[list[_Column], 
         cols[0].width += extra
         _place_columns(cols)
         text_w = cols[-1].right - _LEFT_MARGIN
-    return cols, _expand_spans(rows, text_w - _PAD / 2)
+    return cols, cap_rows(_expand_spans(rows, text_w - _PAD / 2))
 
 
 def footnotes(rows: list[_Row], layout: ForestLayout) -> list[str]:
@@ -324,8 +366,73 @@ def footnotes(rows: list[_Row], layout: ForestLayout) -> list[str]:
         )
     if ZERO_CELL_MARK in marks_used:
         notes.append(f"{ZERO_CELL_MARK} Zero cell: 0.5 added to all four cells.")
-    notes.extend(f"Note: {note}" for note in layout.notes)
+    notes.extend(f"Note: {one_line(note, MAX_WRAPPED_SPAN)}" for note in layout.notes)
+    if len(notes) > _MAX_NOTES:
+        more = len(notes) - _MAX_NOTES + 1
+        notes = [*notes[: _MAX_NOTES - 1], f"Note: {more} more notes, in the report's text."]
     return notes
+
+
+def _omitted(n: int) -> _Row:
+    return _Row(
+        "text",
+        span=f"… {n:,} more study row{'s' if n != 1 else ''} not drawn",
+        italic=True,
+        small=True,
+        colour=MUTED_TEXT,
+    )
+
+
+def studies_not_drawn(total: int) -> str:
+    """The note of a plot that leaves study rows out (also said in the report's text)."""
+    return (
+        f"the plot draws at most {MAX_STUDY_ROWS} of its {total:,} study rows (the first "
+        "ones); every row is in the exported per-study CSV."
+    )
+
+
+def cap_studies(rows: list[_Row], max_studies: int = MAX_STUDY_ROWS) -> list[_Row]:
+    """The rows with at most ``max_studies`` study rows (the first ones): the study rows
+    after them are left out, each run of them replaced by one line saying how many."""
+    out: list[_Row] = []
+    drawn = hidden = 0
+    for row in rows:
+        if row.kind == "study":
+            if drawn < max_studies:
+                out.append(row)
+                drawn += 1
+            else:
+                hidden += 1
+            continue
+        if hidden:
+            out.append(_omitted(hidden))
+            hidden = 0
+        out.append(row)
+    if hidden:
+        out.append(_omitted(hidden))
+    return out
+
+
+def cap_rows(rows: list[_Row], max_rows: int = MAX_ROWS) -> list[_Row]:
+    """At most ``max_rows`` rows: the first ones, a line saying how many are left out,
+    and the final total when short (from the blank row before the last pooled row to the
+    end: the total, its lines, the test for subgroup differences)."""
+    if len(rows) <= max_rows:
+        return rows
+    pooled = [i for i, r in enumerate(rows) if r.kind == "pooled"]
+    blanks = [i for i, r in enumerate(rows) if r.kind == "blank" and pooled and i < pooled[-1]]
+    start = blanks[-1] if blanks else len(rows)
+    tail = rows[start:] if len(rows) - start <= _MAX_TAIL else []
+    head = rows[: max_rows - len(tail) - 1]
+    left_out = len(rows) - len(head) - len(tail)
+    note = _Row(
+        "text",
+        span=f"… {left_out:,} more rows not drawn (a forest plot draws at most {max_rows})",
+        italic=True,
+        small=True,
+        colour=MUTED_TEXT,
+    )
+    return [*head, note, *tail]
 
 
 def _expand_spans(rows: list[_Row], width: float) -> list[_Row]:
@@ -341,7 +448,7 @@ def _expand_spans(rows: list[_Row], width: float) -> list[_Row]:
             continue
         size = SMALL_FONTSIZE if row.small else BASE_FONTSIZE
         hang = text_width_in(row.bullet, size) if row.bullet else 0.0
-        lines = wrap_to_width(row.span, width - row.indent - hang, size)
+        lines = wrap_to_width(row.span, width - row.indent - hang, size, max_lines=_MAX_SPAN_LINES)
         for i, line in enumerate(lines):
             out.append(
                 _Row(
@@ -358,6 +465,10 @@ def _expand_spans(rows: list[_Row], width: float) -> list[_Row]:
 
 
 # --------------------------------------------------------------------------- axis
+
+#: the widest half-axis drawn: larger values (of a package whose numbers are absurd but
+#: finite) end in an arrow rather than overflow the axis's arithmetic
+_MAX_HALF_WIDTH = 1e300
 
 
 def _axis_limits(
@@ -389,7 +500,7 @@ def _axis_limits(
         l_wide = max(typical)
     # ratio scales step coarsely (..., 100, 1000): a CI end up to 8% (on the log
     # scale) beyond a limit gets an arrow rather than a ten times wider axis
-    half = max(1.05 * l_core, (0.92 if ratio else 1.0) * l_wide)
+    half = min(max(1.05 * l_core, (0.92 if ratio else 1.0) * l_wide), _MAX_HALF_WIDTH)
     if half <= 0:
         half = math.log(2) if ratio else 1.0
     if ratio:

@@ -31,10 +31,12 @@ from trialpool.report.figures.style import (
     fmt_num,
     fmt_p,
     new_figure,
+    one_line,
     ratio_limit_and_ticks,
     save,
     style_context,
     tick_label,
+    truncate_to_width,
 )
 from trialpool.stats.results import RATIO_MEASURES, PoolResult
 
@@ -117,10 +119,13 @@ def funnel_plot(
     se_all = np.concatenate([se, fill[:, 1]]) if fill.size else se
     se_max = float(se_all.max()) * 1.08 if float(se_all.max()) > 0 else 1.0
     x_all = np.concatenate([y, fill[:, 0]]) if fill.size else y
-    half = max(
-        float(np.max(np.abs(x_all - estimate))) * 1.08,
-        z * se_max * 1.02,
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        half = max(
+            float(np.max(np.abs(x_all - estimate))) * 1.08,
+            z * se_max * 1.02,
+        )
+    if not math.isfinite(half) or not math.isfinite(se_max):
+        raise ValueError("funnel_plot needs effects and standard errors within a float's range")
 
     with style_context():
         extras = (filled is not None and len(fill) > 0) or (
@@ -181,13 +186,14 @@ def funnel_plot(
         if labels is not None:
             for xi, si, lab in zip(y, se, labels, strict=True):
                 ax.annotate(
-                    str(lab),
+                    truncate_to_width(one_line(lab), 1.6, SMALL_FONTSIZE),
                     (xi, si),
                     xytext=(4, 3),
                     textcoords="offset points",
                     fontsize=SMALL_FONTSIZE,
                     color=MUTED_TEXT,
                     annotation_clip=False,
+                    parse_math=False,
                 )
         note = None
         if egger is not None:
@@ -240,7 +246,7 @@ def funnel_plot(
             fig.text(
                 0.02,
                 0.98,
-                title,
+                truncate_to_width(one_line(title), 5.4, TITLE_FONTSIZE, "bold"),
                 ha="left",
                 va="top",
                 fontsize=TITLE_FONTSIZE,

@@ -24,6 +24,10 @@ the reports assessed and excluded: those boxes say "not reported". The retrieval
 of the PRISMA 2020 template ("reports sought for retrieval", "not retrieved") are left
 out because the schema does not record retrieval.
 
+Each box lists at most :data:`MAX_REASONS` reasons (the most frequent; the others are
+added up on one line) and each reason in at most a few lines, so that the diagram stays
+bounded whatever the table holds.
+
 Reference: Page MJ et al. The PRISMA 2020 statement. BMJ 2021;372:n71 (Fig 1).
 """
 
@@ -47,9 +51,11 @@ from trialpool.report.figures.style import (
     PRISMA_STAGE_FILL,
     TITLE_FONTSIZE,
     new_figure,
+    one_line,
     save,
     style_context,
     text_width_in,
+    truncate_to_width,
     wrap_to_width,
 )
 
@@ -211,6 +217,9 @@ _LINE_H = 0.165
 _BOX_PAD = 0.1
 _V_GAP = 0.38
 _MARGIN = 0.15
+#: reasons listed in one box at most (the others on one line)
+MAX_REASONS = 15
+_MAX_REASON_LINES = 4
 
 
 def _box_lines(spec: list[tuple[str, bool]], width: float) -> list[tuple[str, bool]]:
@@ -224,6 +233,7 @@ def _box_lines(spec: list[tuple[str, bool]], width: float) -> list[tuple[str, bo
             width - 0.2 - (0.2 if indent else 0.0),
             BASE_FONTSIZE,
             "bold" if bold else "normal",
+            max_lines=_MAX_REASON_LINES,
         )
         out.extend((prefix + line, bold) for line in wrapped)
     return out
@@ -252,11 +262,17 @@ def lead_phrase(reason: str, max_chars: int = 60) -> str:
 
 def _grouped(reasons: dict[str, int], style: str) -> dict[str, int]:
     if style == "full":
-        return reasons
-    out: Counter[str] = Counter()
-    for reason, n in reasons.items():
-        out[lead_phrase(reason)] += n
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+        grouped = reasons
+    else:
+        out: Counter[str] = Counter()
+        for reason, n in reasons.items():
+            out[lead_phrase(reason)] += n
+        grouped = dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+    if len(grouped) <= MAX_REASONS:
+        return grouped
+    items = list(grouped.items())
+    kept, rest = items[: MAX_REASONS - 1], items[MAX_REASONS - 1 :]
+    return {**dict(kept), f"{len(rest)} other reasons": sum(n for _, n in rest)}
 
 
 def prisma_flow(
@@ -357,7 +373,7 @@ def prisma_flow(
             ax.text(
                 _MARGIN,
                 height - 0.12,
-                title,
+                truncate_to_width(one_line(title), width - 2 * _MARGIN, TITLE_FONTSIZE, "bold"),
                 ha="left",
                 va="top",
                 fontsize=TITLE_FONTSIZE,

@@ -26,6 +26,10 @@ not_applicable            #FFFFFF    NA      all (the source judged the domain n
 A judgement that applies to one outcome only (``result_scope`` other than "all") gets
 its own column or bar, labelled with the scope, e.g. "Blinding of outcome assessment
 (detection bias): death".
+
+Both figures are bounded: labels and domain names are cut to a width, and the
+traffic-light plot draws at most :data:`MAX_ROB_STUDIES` studies and both at most
+:data:`MAX_ROB_COLUMNS` domains (a line under the plot says how many are left out).
 """
 
 from __future__ import annotations
@@ -52,11 +56,37 @@ from trialpool.report.figures.style import (
     TITLE_FONTSIZE,
     fig_inches,
     new_figure,
+    one_line,
     save,
     style_context,
     text_width_in,
     truncate_to_width,
 )
+
+#: the most studies (rows) a traffic-light plot draws: the first ones
+MAX_ROB_STUDIES = 150
+#: the most domains (columns, bars) a risk-of-bias figure draws: the first ones and "overall"
+MAX_ROB_COLUMNS = 30
+_MAX_NAME_W = 6.0  # a domain's name beside its bar
+_MAX_KEY_W = 9.0  # a line of the key under the grid
+_MAX_TITLE_W = 9.0
+
+
+def _fit(text: str, width: float, size: float = BASE_FONTSIZE, weight: str = "normal") -> str:
+    """A label from the data on one line, cut to ``width`` inches."""
+    return truncate_to_width(one_line(text), width, size, weight)
+
+
+def _kept_columns(columns: list[RobColumn]) -> list[int]:
+    """Indexes of the columns drawn: all, or the first ones and the last (overall)."""
+    if len(columns) <= MAX_ROB_COLUMNS:
+        return list(range(len(columns)))
+    return [*range(MAX_ROB_COLUMNS - 1), len(columns) - 1]
+
+
+def _left_out(kept: int, total: int, what: str) -> str:
+    return f"Showing the first {kept} of {total} {what}; every judgement is in the data."
+
 
 __all__ = [
     "DOMAIN_NAMES",
@@ -389,13 +419,22 @@ def rob_summary(
     one, else the all-outcomes one.
     """
     grid = _grid(df, tool, labels, result_scope)
-    columns, studies = grid.columns, grid.studies
+    keep = _kept_columns(grid.columns)
+    columns = [grid.columns[j] for j in keep]
+    studies = grid.studies[:MAX_ROB_STUDIES]
+    cells = {
+        (study, k): grid.cells[(study, j)]
+        for k, j in enumerate(keep)
+        for study in studies
+        if (study, j) in grid.cells
+    }
     names = {s: (labels or {}).get(s, s) for s in studies}
-    names = {s: truncate_to_width(str(n), 2.6) for s, n in names.items()}
-    present = set(grid.cells.values())
+    names = {s: _fit(str(n), 2.6) for s, n in names.items()}
+    shorts = [_fit(c.short, 1.2, SMALL_FONTSIZE, "bold") for c in columns]
+    present = set(cells.values())
     used = [j for j in TOOL_JUDGEMENTS[tool] if j in present]
     used += sorted(present - set(used))
-    any_missing = len(grid.cells) < len(studies) * len(columns)
+    any_missing = len(cells) < len(studies) * len(columns)
 
     cell = 0.36  # inches per cell
     label_w = max(text_width_in(n) for n in names.values()) + 0.25
@@ -407,12 +446,21 @@ def rob_summary(
     legend_w = max(text_width_in(t, SMALL_FONTSIZE) for _, t in legend_items) + 0.55
     legend_w = max(legend_w, text_width_in("Judgement", SMALL_FONTSIZE, "bold") + 0.3)
     grid_w = cell * len(columns)
-    key_lines = [f"{c.short}: {c.name}" for c in columns if c.domain != "overall"]
+    key_lines = [
+        _fit(f"{c.short}: {c.name}", _MAX_KEY_W, SMALL_FONTSIZE)
+        for c in columns
+        if c.domain != "overall"
+    ]
     if grid.inherited:
         key_lines.append(_INHERIT_NOTE)
     if result_scope is not None and result_scope != "all":
-        key_lines.append(f"Judgements for {_scope_name(result_scope)}.")
+        key_lines.append(_fit(f"Judgements for {_scope_name(result_scope)}.", _MAX_KEY_W))
+    if len(studies) < len(grid.studies):
+        key_lines.append(_left_out(len(studies), len(grid.studies), "studies"))
+    if len(columns) < len(grid.columns):
+        key_lines.append(_left_out(len(columns), len(grid.columns), "domains"))
     key_h = 0.17 * len(key_lines) + 0.15
+    title = _fit(title, _MAX_TITLE_W, TITLE_FONTSIZE, "bold") if title else title
     title_h = 0.35 if title else 0.1
     grid_h = cell * len(studies)
     key_w = max((text_width_in(k, SMALL_FONTSIZE) for k in key_lines), default=0.0)
@@ -457,7 +505,7 @@ def rob_summary(
             ys: list[int] = []
             for i, study in enumerate(studies):
                 for j in range(len(columns)):
-                    if grid.cells.get((study, j)) == judgement:
+                    if cells.get((study, j)) == judgement:
                         xs.append(j)
                         ys.append(i)
             if not xs:
@@ -504,15 +552,15 @@ def rob_summary(
                 parse_math=False,
             )
         x_top = transforms.blended_transform_factory(ax.transData, fig_inches(fig))
-        for j, col in enumerate(columns):
+        for j, short in enumerate(shorts):
             ax.text(
                 j,
                 y_grid_top + 0.06,
-                col.short,
+                short,
                 transform=x_top,
                 ha="center",
                 va="bottom",
-                fontsize=SMALL_FONTSIZE if len(col.short) > 3 else BASE_FONTSIZE,
+                fontsize=SMALL_FONTSIZE if len(short) > 3 else BASE_FONTSIZE,
                 fontweight="bold",
                 clip_on=False,
                 parse_math=False,
@@ -633,20 +681,26 @@ def rob_graph(
     ``result_scope`` work as in :func:`rob_summary`.
     """
     grid = _grid(df, tool, None, result_scope)
-    columns = grid.columns
+    keep = _kept_columns(grid.columns)
+    columns = [grid.columns[j] for j in keep]
     order = list(judgements) if judgements else TOOL_JUDGEMENTS[tool]
     present = set(grid.cells.values())
     order = [j for j in order if j in present] + sorted(present - set(order))
     shares: list[dict[str, float]] = []
     counts: list[int] = []
-    for j, _col in enumerate(columns):
+    for j in keep:
         values = [grid.cells[(s, j)] for s in grid.studies if (s, j) in grid.cells]
         n = len(values)
         counts.append(n)
         shares.append({x: 100.0 * values.count(x) / n if n else 0.0 for x in order})
 
-    names = [c.name for c in columns]
-    label_w = max(text_width_in(n, BASE_FONTSIZE) for n in names) + 0.2
+    weights = ["bold" if c.domain == "overall" else "normal" for c in columns]
+    names = [
+        _fit(c.name, _MAX_NAME_W, BASE_FONTSIZE, w) for c, w in zip(columns, weights, strict=True)
+    ]
+    label_w = (
+        max(text_width_in(n, BASE_FONTSIZE, w) for n, w in zip(names, weights, strict=True)) + 0.2
+    )
     bar_w = 4.2
     bar_h = 0.3
     title_h = 0.35 if title else 0.1
@@ -656,7 +710,10 @@ def rob_graph(
     if grid.inherited:
         notes.append(_INHERIT_NOTE.replace("columns show", "bars count"))
     if result_scope is not None and result_scope != "all":
-        notes.append(f"Judgements for {_scope_name(result_scope)}.")
+        notes.append(_fit(f"Judgements for {_scope_name(result_scope)}.", _MAX_KEY_W))
+    if len(columns) < len(grid.columns):
+        notes.append(_left_out(len(columns), len(grid.columns), "domains"))
+    title = _fit(title, _MAX_TITLE_W, TITLE_FONTSIZE, "bold") if title else title
     notes_h = 0.17 * len(notes)
     height = title_h + bar_h * len(columns) + 0.32 + legend_h + notes_h
     width = 0.1 + label_w + bar_w + n_w + 0.15
@@ -701,7 +758,7 @@ def rob_graph(
             )
         ax.set_ylim(len(columns) - 0.5, -0.5)
         ax.set_xlim(0, 100)
-        ax.set_yticks(y, names)
+        ax.set_yticks(y, names, parse_math=False)
         for tick, col in zip(ax.get_yticklabels(), columns, strict=True):
             if col.domain == "overall":
                 tick.set_fontweight("bold")

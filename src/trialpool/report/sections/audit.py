@@ -226,6 +226,7 @@ def _revman_nodes(ctx: Context) -> list[Node]:
                 rows=others,
                 caption=f"Numbers that do not agree ({len(others)})",
                 numeric=frozenset({3, 4, 5, 6}),
+                full="tables/revman_audit.csv",
             )
         )
     elif totals[0]:
@@ -387,7 +388,13 @@ def section(ctx: Context) -> list[Node]:
     header = ["Result", "Source (locator)", "Outcome", "Measure", "Published", "Recomputed"]
     header += ["Recomputed − published", "Status"]
     nodes.append(
-        Table(header=header, rows=rows, caption="Published vs recomputed", numeric=frozenset({6}))
+        Table(
+            header=header,
+            rows=rows,
+            caption="Published vs recomputed",
+            numeric=frozenset({6}),
+            full="tables/reproduction_audit.csv",
+        )
     )
     ctx.write_table("reproduction_audit", CSV_HEADER, flat)
     if revman_ids:

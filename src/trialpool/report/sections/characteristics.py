@@ -395,7 +395,14 @@ def review_section(ctx: Context, csv_name: str, *, heading: bool = True) -> list
              str(st.source_id)]
         )  # fmt: skip
     header = ["Study", *[f.replace("_", " ").capitalize() for f in fields]]
-    nodes.append(Table(header=header, rows=rows, caption="Characteristics of included studies"))
+    nodes.append(
+        Table(
+            header=header,
+            rows=rows,
+            caption="Characteristics of included studies",
+            full=f"tables/{csv_name}.csv",
+        )
+    )
     ctx.write_table(csv_name, REVIEW_CSV_HEADER, flat)
     return nodes
 
@@ -492,6 +499,7 @@ def _comparison_section(ctx: Context) -> list[Node]:
             header=_header(reader.msc, with_comparison),
             rows=rows,
             caption="Characteristics of the included studies",
+            full="tables/study_characteristics.csv",
         )
     )
     ctx.write_table("study_characteristics", header, flat)

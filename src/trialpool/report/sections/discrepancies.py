@@ -115,6 +115,7 @@ def _build(ctx: Context) -> tuple[list[Node], list[list[Any]]]:
                 header=["Study", "Field", audited, "Primary sources", "Resolution"],
                 rows=rows,
                 caption=f"{audited} vs the primary sources ({len(rows)} claims)",
+                full="tables/discrepancies.csv",
             )
         )
     else:
@@ -128,6 +129,7 @@ def _build(ctx: Context) -> tuple[list[Node], list[list[Any]]]:
                     f"{audited} claims marked conflicting that only other reviews contradict "
                     f"({len(rows2)} claims)"
                 ),
+                full="tables/discrepancies.csv",
             )
         )
     return nodes, flat

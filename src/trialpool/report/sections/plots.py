@@ -35,6 +35,9 @@ def forest_node(
     """A forest plot figure node, or a paragraph saying why none is drawn."""
     if not any(r.studies for _, r in blocks):
         return Para(f"Forest plot not drawn: no study has usable data for {lc(title)}.", cls="note")
+    n_studies = sum(len(r.studies) for _, r in blocks)
+    if n_studies > forest.MAX_STUDY_ROWS:  # said in the figure too
+        caption = f"{caption.rstrip('.')}. Note: " + forest.studies_not_drawn(n_studies)
     fig = forest.forest_plot(
         blocks,
         measure=analysis.measure,

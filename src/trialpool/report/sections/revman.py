@@ -41,6 +41,7 @@ from trialpool.report.document import (
     Table,
 )
 from trialpool.report.exports import write_csv
+from trialpool.report.figures.forest import MAX_STUDY_ROWS, studies_not_drawn
 from trialpool.report.figures.forest_review import effect_header, measure_label, review_forest
 from trialpool.report.format import anchor, num, p_text, p_value, pct, small
 
@@ -60,6 +61,9 @@ def run(ctx: Context, a: RevManAnalysis) -> RevManRun:
         result = pool_review_analysis(ctx.pkg, a, ctx.index)
     except TrialpoolError as exc:
         run_ = RevManRun(a, None, error=str(exc))
+    except ArithmeticError as exc:  # a number out of range that no check caught
+        why = f"a number is out of range ({type(exc).__name__}: {exc}); check the package's values"
+        run_ = RevManRun(a, None, error=f"analysis {a.id}: {why}")
     else:
         checks = reproduction_checks(ctx.pkg, a, result, ctx.index)
         run_ = RevManRun(a, result, checks)
@@ -272,6 +276,8 @@ def analysis_nodes(ctx: Context, a: RevManAnalysis) -> list[Node]:
         f"Analysis {a.id}: {a.title}. {measure_label(a)}, {model_text(a)}, RevMan's layout "
         f"and conventions (per-study data: {path})"
     )
+    if len(r.studies) > MAX_STUDY_ROWS:  # said in the figure too
+        caption += ". Note: " + studies_not_drawn(len(r.studies))
     nodes.append(
         ctx.figure_later(
             f"forest_{a.id}",
