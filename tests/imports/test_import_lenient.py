@@ -526,3 +526,32 @@ def test_a_row_that_still_breaks_a_rule_is_left_out_and_logged(
     assert "extra" not in {r["arm_id"] for r in rows_of(folder, "arms")}
     entry = next(e for e in log if "breaks a rule" in e.action)
     assert "n_analysed" in entry.value
+
+
+# ----------------------------------------------------------------------------- RevMan 5 CSV
+
+CSV_HEADER = (
+    "Comparison Number,Outcome Number,Subgroup Number,Name,Data Type,Statistical Method,"
+    "Effect Measure,Analysis Model,Events 1,Mean 1,SD 1,Total 1,Events 2,Mean 2,SD 2,Total 2,"
+    "Effect Estimate,P(Z)\n"
+)
+
+
+def test_csv_export_odd_settings_are_imported_and_logged(tmp_path: Path) -> None:
+    text = CSV_HEADER + (
+        "1,0,0,A vs B,,,,,,,,,,,,,,\n"
+        "1,1,0,Death,DIC,MH,RR,Fixed,,,,,,,,,0.5,<0.001\n"
+        "1,1,0,X 2000,,,,,3,,,20,6,,,20,0.5,\n"
+        "1,1,0,Y 2001,,,,,4,,,30,8,,,31,0.5,\n"
+        "1,2,0,Relapse,XYZ,MH,RR,Fixed,,,,,,,,,,\n"
+        "1,2,0,X 2000,,,,,3,,,20,6,,,20,,\n"
+        "1,3,0,Pain,CON,Bayes,MD,Fixed,,,,,,,,,,\n"
+        "1,3,0,X 2000,,,,,,1,2,20,,1.5,2,20,,\n"
+    )
+    folder, log = imported(tmp_path, write(tmp_path, "odd.csv", text))
+    plan = load_plan(folder / "analysis" / "plan.json")
+    assert [a.id for a in plan.analyses] == ["1.1"]
+    assert logged(log, "Data Type", "cannot be pooled").value == "XYZ"
+    assert logged(log, "Statistical Method", "left out of the plan").value == "Bayes"
+    assert logged(log, "P(Z)", "missing").value == "<0.001"
+    assert {r["outcome_id"] for r in rows_of(folder, "outcomes")} == {"a1_1", "a1_3"}

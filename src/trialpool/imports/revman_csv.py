@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from trialpool.errors import ImportSourceError
+from trialpool.imports.log import ImportLog
 from trialpool.imports.model import (
     DataType,
     Method,
@@ -52,11 +53,8 @@ from trialpool.imports.safety import (
     normalise_header,
     optional_text,
     parse_count,
-    parse_flag,
     parse_input,
-    parse_level,
     parse_number,
-    parse_stored_count,
     parse_year,
 )
 
@@ -241,6 +239,8 @@ class StreamTable:
                     f"row {self._row}",
                     f"{len(record)} fields, more than {limits.max_columns}",
                 )
+            if any("\x00" in value for value in record):
+                raise fail(self.source, f"row {self._row}", "holds a NUL byte (not a text file)")
             yield record
 
     def _lines(self) -> Iterator[str]:
@@ -309,6 +309,8 @@ class _Analysis:
     subgroup_test: SubgroupTest | None
     subgroups: list[ReviewSubgroup] = field(default_factory=list)
     rows: list[ReviewRow] = field(default_factory=list)
+    #: why trialpool cannot re-run it (ReviewAnalysis.unsupported)
+    unsupported: str | None = None
 
 
 class _Export:
@@ -326,6 +328,9 @@ class _Export:
         if self.col["name"] is None:
             raise fail(self.source, "header", "missing column 'Name'")
         self.notes: list[str] = []
+        self.log = ImportLog(self.source)
+        #: analyses left out on purpose (other data, an unknown data type)
+        self.skipped: set[tuple[int, int]] = set()
 
     def error(self, row: int, problem: str) -> ImportSourceError:
         return fail(self.source, f"row {row}", problem)
@@ -341,17 +346,16 @@ class _Export:
         return int(number)
 
     def num(self, record: list[str], key: str, row: int) -> float | None:
-        return parse_number(
-            self.value(record, key), self.source, f"row {row}", _COLUMNS[key][0], grouped=True
-        )
+        """A number RevMan stored (results, Q and P of subgroup tests): one that does not
+        parse is logged and read as missing."""
+        return self.log.stored_number(self.value(record, key), f"row {row}", _COLUMNS[key][0])
 
     def result(self, record: list[str], row: int, *, pooled: bool) -> RevManResult:
         def count(key: str) -> int | None:
             if not pooled:
                 return None
-            return parse_stored_count(
-                self.value(record, key), self.source, f"row {row}", _COLUMNS[key][0]
-            )
+            value = self.num(record, key, row)
+            return int(value) if value is not None and value.is_integer() else None
 
         return RevManResult(
             estimate=self.num(record, "estimate", row),
@@ -395,7 +399,7 @@ class _Export:
                 continue
             analysis = analyses.get((c, o))
             if analysis is None:
-                if any(note.startswith(f"Analysis {c}.{o} ") for note in self.notes):
+                if (c, o) in self.skipped:
                     continue
                 raise self.error(row, f"data for Analysis {c}.{o} before its header row")
             subgroup = f"{c}.{o}.{s}" if s else None
@@ -440,6 +444,7 @@ class _Export:
             bias_domains=(),
             bias_items=(),
             notes=tuple(self.notes),
+            log=tuple(self.log.entries),
         )
 
     def analysis(
@@ -449,42 +454,56 @@ class _Export:
         raw_type = self.value(record, "data_type") or ""
         key = normalise_header(raw_type)
         data_type: DataType | None = None
+        known = False
         for prefix, mapped in _DATA_TYPES:
             if key.startswith(prefix):
-                if mapped is None:
-                    self.notes.append(
-                        f"Analysis {c}.{o} ({name}): other data (text only); not imported"
-                    )
-                    return None
-                data_type = mapped
+                known, data_type = True, mapped
                 break
-        else:
-            raise self.error(row, f"Data Type={raw_type!r} is not DIC, CON, IV or O-E")
-        assert data_type is not None
+        if data_type is None:
+            what = "other data (text only)" if known else "an unknown data type"
+            self.log.add(
+                where, "Data Type", raw_type,
+                f"Analysis {c}.{o} ({name}) holds {what} that cannot be pooled; it and its "
+                "rows are not imported",
+            )  # fmt: skip
+            self.skipped.add((c, o))
+            return None
+        unsupported: str | None = None
+
+        def cannot(field: str, raw: str | None, why: str) -> str:
+            self.log.add(
+                where, field, raw or "",
+                f"{why}: the analysis's data and RevMan's numbers are imported, the "
+                "analysis is left out of the plan",
+            )  # fmt: skip
+            return why
+
         raw_method = self.value(record, "method") or ""
         method = normalise_method(raw_method) if raw_method else None
         if method is None:
             default: Method = "PETO" if data_type == "o_e" else "IV"
             if raw_method or data_type == "dichotomous":
-                raise self.error(row, f"Statistical Method={raw_method!r} is not MH, IV or Peto")
+                default = "MH" if data_type == "dichotomous" else default
+                unsupported = cannot(
+                    "Statistical Method", raw_method,
+                    f"its statistical method {raw_method!r} is not MH, IV or Peto",
+                )  # fmt: skip
             method = default
         measure_label = self.value(record, "measure") or ""
         if not measure_label:
-            raise self.error(row, "Effect Measure is empty")
+            unsupported = unsupported or cannot("Effect Measure", "", "it names no effect measure")
         model = normalise_header(self.value(record, "model") or "fixed")
-        if not model.startswith(("fixed", "random")):
-            raise self.error(row, f"Analysis Model={self.value(record, 'model')!r}")
-        if data_type == "o_e":
-            self.notes.append(
-                f"Analysis {c}.{o}: O-E and variance data; RevMan's stored results are kept"
-            )
+        if not model.startswith(("fixed", "random", "common")):
+            unsupported = unsupported or cannot(
+                "Analysis Model", self.value(record, "model"),
+                f"its model {self.value(record, 'model')!r} is neither random nor fixed effect",
+            )  # fmt: skip
 
         def flag(key: str, default: bool) -> bool:
-            value = parse_flag(self.value(record, key), self.source, where, _COLUMNS[key][0])
-            return default if value is None else value
+            return self.log.flag(self.value(record, key), where, _COLUMNS[key][0], default)
 
         def level(key: str) -> float:
-            value = parse_level(self.value(record, key), self.source, where, _COLUMNS[key][0])
+            value = self.log.level(self.value(record, key), where, _COLUMNS[key][0])
             return 0.95 if value is None else value
 
         totals = normalise_header(self.value(record, "totals") or "yes")
@@ -529,6 +548,7 @@ class _Export:
             )
             if q_int is not None or p_int is not None
             else None,
+            unsupported=unsupported,
         )
 
     def study_row(
@@ -577,14 +597,13 @@ class _Export:
             values |= {"estimate": estimate, "se": number("se", non_negative=True)}
         else:
             values |= {"oe": number("oe"), "variance": number("var", non_negative=True)}
+        order = self.num(record, "order", row)
         return ReviewRow(
             study_id=study_id,
             subgroup=subgroup,
             applicability=None,
             stored=self.result(record, row, pooled=False),
-            order=parse_stored_count(
-                self.value(record, "order"), self.source, where, "User defined order"
-            ),
+            order=int(order) if order is not None and order.is_integer() else None,
             locator=f"{self.source} row {row}",
             **values,  # type: ignore[arg-type]
         )
@@ -622,4 +641,5 @@ class _Export:
             result=a.result,
             subgroup_test=a.subgroup_test if a.subgroups else None,
             locator=f"{self.source} row {a.header_row}",
+            unsupported=a.unsupported,
         )

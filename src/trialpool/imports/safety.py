@@ -104,13 +104,13 @@ def is_zip(data: bytes) -> bool:
     return data[:4] in ZIP_MAGICS
 
 
+_BLANK = re.compile(rb"(?:\xef\xbb\xbf|\xff\xfe|\xfe\xff)?[ \t\r\n\x00]*")
+
+
 def is_blank(data: bytes) -> bool:
-    """Empty, or only a byte-order mark and white space."""
-    for bom in (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        if data.startswith(bom):
-            data = data[len(bom) :]
-            break
-    return not data.strip(b" \t\r\n\x00")
+    """Empty, or only a byte-order mark and white space (checked without copying the
+    data: a review file may be 200 MB)."""
+    return _BLANK.fullmatch(data) is not None
 
 
 # --------------------------------------------------------------------------- XML

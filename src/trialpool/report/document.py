@@ -15,16 +15,14 @@ where the others are (its ``full`` CSV) when it has more.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from trialpool.report.format import sentence
+from trialpool.text import MAX_TEXT_CHARS, md_text, shorten
 
-#: the longest piece of text written (characters); a longer one is cut with an ellipsis
-MAX_TEXT_CHARS = 20_000
 #: the longest piece of text in a table cell
 MAX_CELL_CHARS = 1_000
 #: the longest heading, and a figure's alternative text
@@ -134,23 +132,6 @@ def safe_url(url: str) -> str | None:
 
 
 # --- Markdown ------------------------------------------------------------------------
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-_SPACES = re.compile(r"\s+")
-
-
-def shorten(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """``text`` on one line (runs of white space as one space), cut at ``limit``
-    characters with an ellipsis (only the first few times ``limit`` characters are read)."""
-    text = _SPACES.sub(" ", str(text)[: 4 * limit + 4])
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def md_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """Text safe in Markdown: HTML-escaped, Markdown specials escaped, one line, at most
-    ``limit`` characters of it."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(shorten(text, limit), quote=False))
-
 
 def _md_inline(item: Inline, limit: int = MAX_TEXT_CHARS, *, in_table: bool = False) -> str:
     if isinstance(item, str):
