@@ -133,6 +133,7 @@ def safe_url(url: str) -> str | None:
 
 # --- Markdown ------------------------------------------------------------------------
 
+
 def _md_inline(item: Inline, limit: int = MAX_TEXT_CHARS, *, in_table: bool = False) -> str:
     if isinstance(item, str):
         return md_text(item, limit)
