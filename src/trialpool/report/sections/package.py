@@ -42,7 +42,7 @@ def section(ctx: Context, validation: Any) -> list[Node]:
     lines: list[Inlines] = [
         [Strong(f"{key.replace('_', ' ')}: "), _summary_value(value)]
         for key, value in summary.items()
-        if key not in {"package", "version", "issues", "open_conflicts"}
+        if key not in {"package", "version", "issues", "open_conflicts", "readers"}
     ]
     valid = getattr(validation, "valid", False)
     status = Status(
