@@ -79,7 +79,9 @@ class CumulativeStep(_Model):
     i2: float | None = Field(None, description="I² in percent.")
     q: float | None = None
     q_p: float | None = None
-    #: RevMan: the study row added carries no weight (not estimable, e.g. no events)
+    #: an imported analysis: the study row added (comparison_id), and whether it carries
+    #: weight (false: RevMan does not estimate it, e.g. no events in either group)
+    comparison_id: str | None = None
     row_estimable: bool = True
 
 
@@ -301,6 +303,7 @@ def cumulative_of_review(
             "label": row.label,
             "year": year,
             "k": fit.k,
+            "comparison_id": row.comparison_id,
             "row_estimable": row.estimable,
         }
         if not fit.estimable:
@@ -344,13 +347,15 @@ STEP_KEYS = (
 
 def cumulative_json(c: CumulativeResult) -> dict[str, Any]:
     """The keys ``trialpool pool --cumulative --json`` adds: ``cumulative`` (one object
-    per step: :data:`STEP_KEYS`, plus ``row_estimable`` for an imported analysis) and
+    per step: :data:`STEP_KEYS`, plus ``comparison_id`` and ``row_estimable`` for an
+    imported analysis) and
     ``cumulative_notes``."""
     steps = []
     for s in c.steps:
         d = s.model_dump(mode="json")
         step = {key: d[key] for key in STEP_KEYS}
         if c.engine == "revman":
+            step["comparison_id"] = s.comparison_id
             step["row_estimable"] = s.row_estimable
         steps.append(step)
     return {"cumulative": steps, "cumulative_notes": list(c.notes)}
