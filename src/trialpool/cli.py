@@ -112,6 +112,13 @@ def pool(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    cumulative: Annotated[
+        bool,
+        typer.Option(
+            "--cumulative",
+            help="Also the cumulative meta-analysis: studies added by year, each step refitted.",
+        ),
+    ] = False,
 ) -> None:
     """Validate, then pool one outcome (or one analysis of the plan) of a package."""
     from trialpool.analysis.command import run_pool
@@ -128,6 +135,7 @@ def pool(
             console=console,
             analysis=analysis,
             plan=plan,
+            cumulative=cumulative,
         )
     )
 

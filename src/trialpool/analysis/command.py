@@ -2,7 +2,9 @@
 
 Two ways to ask: by outcome, measure and method (metafor's conventions, as in 0.1), or by
 ``--analysis ID`` of the analysis plan, pooled with the settings the plan records (a
-``RevManAnalysis`` of an imported review uses RevMan's conventions).
+``RevManAnalysis`` of an imported review uses RevMan's conventions). ``--cumulative`` adds
+the cumulative meta-analysis (:mod:`trialpool.analysis.cumulative`): the studies added in
+order of year, each step refitted with the same settings.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from trialpool.analysis.cumulative import (
+    CumulativeResult,
+    cumulative_json,
+    cumulative_of_result,
+    cumulative_of_review,
+    study_years,
+)
 from trialpool.analysis.plan import Analysis, AnalysisPlan, RevManAnalysis, load_plan
 from trialpool.analysis.pooled import Result, json_safe, pool_outcome, result_json
 from trialpool.analysis.revman import ReviewPoolResult, pool_review_analysis, review_result_json
@@ -193,6 +202,36 @@ def print_review_result(result: ReviewPoolResult, console: Console, *, title: st
         console.out(f"note: {note}", highlight=False)
 
 
+def print_cumulative(c: CumulativeResult, console: Console) -> None:
+    """The cumulative meta-analysis as a table: one row per study added (its year, k, the
+    pooled estimate and CI after adding it, tau² and I²), then its notes."""
+    ratio = " (ratio scale)" if c.ratio else ""
+    table = Table(title=f"Cumulative meta-analysis: {c.measure}, {c.model}, by year")
+    table.add_column("Study added")
+    table.add_column("Year", justify="right")
+    table.add_column("k", justify="right")
+    table.add_column(f"{c.measure} [{c.level:g}% CI]{ratio}", justify="right")
+    table.add_column("tau²", justify="right")
+    table.add_column("I² %", justify="right")
+    digits = 3 if c.ratio else 2
+    for s in c.steps:
+        year = "–" if s.year is None else str(s.year)
+        if not s.fitted:
+            table.add_row(s.label, year, str(s.k), f"not fitted: {s.reason}", "", "")
+            continue
+        table.add_row(
+            s.label,
+            year,
+            str(s.k),
+            f"{_fmt(s.estimate, digits)} [{_fmt(s.ci_lower, digits)}, {_fmt(s.ci_upper, digits)}]",
+            _fmt(s.tau2, 4),
+            _fmt(s.i2, 1),
+        )
+    console.print(table)
+    for note in c.notes:
+        console.out(f"note: {note}", highlight=False)
+
+
 def _plan_for(descriptor: Path, plan: Path | None) -> AnalysisPlan:
     path = plan if plan is not None else descriptor.parent / DEFAULT_PLAN
     if not path.is_file():
@@ -240,11 +279,14 @@ def run_pool(
     console: Console,
     analysis: str | None = None,
     plan: Path | None = None,
+    cumulative: bool = False,
 ) -> int:
     """``trialpool pool``: validate first (exit 1 with the issues when invalid), then
     pool and print (JSON object or table). Exit 0 for a pooled result and for a clear
     not-poolable message; AnalysisError (unknown outcome or analysis, impossible request)
-    reaches the CLI as one line with exit 1; a missing option is a usage error (exit 2)."""
+    reaches the CLI as one line with exit 1; a missing option is a usage error (exit 2).
+    ``cumulative`` adds the cumulative meta-analysis (JSON keys ``cumulative`` and
+    ``cumulative_notes``; a second table)."""
     if analysis is None and (outcome is None or measure is None or method is None):
         raise UsageError("give --analysis ID, or --outcome, --measure and --method")
     if analysis is not None and (outcome or measure or method or hksj or timepoint is not None):
@@ -258,24 +300,46 @@ def run_pool(
         print_report(report, console, as_json=as_json)
         return 1
     pkg = load_package(descriptor)
+    level = 95.0
     if analysis is not None:
-        found, result = pool_plan_analysis(pkg, _plan_for(descriptor, plan), analysis)
+        the_plan = _plan_for(descriptor, plan)
+        found, result = pool_plan_analysis(pkg, the_plan, analysis)
         if isinstance(result, ReviewPoolResult):
+            assert isinstance(found, RevManAnalysis)
+            cumul = cumulative_of_review(found, result, study_years(pkg)) if cumulative else None
             if as_json:
-                payload = json_safe(review_result_json(result))
+                payload = review_result_json(result)
+                if cumul is not None:
+                    payload.update(cumulative_json(cumul))
                 console.out(
-                    json.dumps(payload, ensure_ascii=False, allow_nan=False), highlight=False
+                    json.dumps(json_safe(payload), ensure_ascii=False, allow_nan=False),
+                    highlight=False,
                 )
             else:
                 print_review_result(result, console, title=found.title)
+                if cumul is not None:
+                    print_cumulative(cumul, console)
             return 0
-        outcome, timepoint = found.outcome, getattr(found, "timepoint_weeks", None)
+        assert isinstance(found, Analysis)
+        outcome, timepoint = found.outcome, found.timepoint_weeks
+        method, hksj = the_plan.method_for(found), the_plan.hksj_for(found)
+        level = the_plan.defaults.level
     else:
         assert outcome is not None and measure is not None and method is not None
         result = pool_outcome(pkg, outcome, timepoint, measure=measure, method=method, hksj=hksj)
+    assert isinstance(result, PoolResult | NotPooled) and method is not None
+    cumul = (
+        cumulative_of_result(result, study_years(pkg), method=method, hksj=hksj, level=level)
+        if cumulative
+        else None
+    )
     if as_json:
         payload = result_json(result, outcome=outcome, timepoint=timepoint)  # type: ignore[arg-type]
+        if cumul is not None:
+            payload.update(json_safe(cumulative_json(cumul)))
         console.out(json.dumps(payload, ensure_ascii=False, allow_nan=False), highlight=False)
     else:
         print_result(result, console, outcome=outcome, timepoint=timepoint)  # type: ignore[arg-type]
+        if cumul is not None:
+            print_cumulative(cumul, console)
     return 0

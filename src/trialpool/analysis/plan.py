@@ -213,6 +213,13 @@ class PlanDefaults(_Model):
     funnel_min_k: int = Field(
         10, ge=3, description="Smallest k for a funnel plot and Egger's test (Cochrane: 10)."
     )
+    cumulative: bool = Field(
+        False,
+        description=(
+            "Draw a cumulative forest plot of every analysis: studies added in order of "
+            "year, each step refitted with the analysis's settings."
+        ),
+    )
 
 
 class Analysis(_Model):
@@ -253,6 +260,9 @@ class Analysis(_Model):
     )
     sensitivity: list[SensitivityRule] = Field(default_factory=list)
     all_designs_variant: bool | None = Field(None, description="Overrides the plan default.")
+    cumulative: bool | None = Field(
+        None, description="Draw a cumulative forest plot (overrides the plan default)."
+    )
     reproduces: str | None = Field(
         None, description="Which published figure or result this analysis reproduces."
     )
@@ -330,6 +340,9 @@ class RevManAnalysis(_Model):
             "with different gamma functions."
         ),
     )
+    cumulative: bool | None = Field(
+        None, description="Draw a cumulative forest plot (overrides the plan default)."
+    )
     published_decimals: int | None = Field(
         None,
         ge=0,
@@ -406,6 +419,12 @@ class AnalysisPlan(_Model):
     def designs_for(self, analysis: Analysis) -> list[str]:
         """The analysis's designs, or the plan default."""
         return list(analysis.designs or self.defaults.designs)
+
+    def cumulative_for(self, analysis: Analysis | RevManAnalysis) -> bool:
+        """Whether the report draws the analysis's cumulative forest plot."""
+        if analysis.cumulative is None:
+            return self.defaults.cumulative
+        return analysis.cumulative
 
     def all_designs_for(self, analysis: Analysis) -> bool:
         """Whether the all-designs variant runs for this analysis."""

@@ -128,6 +128,8 @@ class ForestLayout:
     #: size the figure to hold every text (title, labels under the axis), so that it can
     #: be saved without a tight crop (``save(..., tight=False)``: one drawing pass, faster)
     exact: bool = False
+    #: further text columns right of the study column: (cell key, header), right-aligned
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- shared rows
@@ -222,8 +224,10 @@ def _columns(
     *,
     generic_label: str | None = None,
     weight: bool = True,
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> list[_Column]:
     cols = [_Column("study", "Study or subgroup" if subgroups else "Study", "left")]
+    cols.extend(_Column(key, name, "right") for key, name in extra)
     g1, g2 = _cap(favours[0]), _cap(favours[1])
     if kind == "generic":  # generic inverse variance: the entered estimate and its SE
         names = {"est": generic_label or "Estimate", "se": "SE"}
@@ -306,6 +310,7 @@ def fit_columns(rows: list[_Row], layout: ForestLayout) -> tuple[list[_Column], 
         layout.subgroups,
         generic_label=layout.generic_label,
         weight=layout.weight,
+        extra=layout.extra,
     )
     for col in cols:
         col.header = truncate_to_width(one_line(col.header), _MAX_CELL_W, weight="bold")

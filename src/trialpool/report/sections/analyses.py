@@ -15,7 +15,7 @@ from trialpool.report.context import Context
 from trialpool.report.document import Bullets, Code, Heading, Inlines, Node, Para, Strong
 from trialpool.report.figures import forest
 from trialpool.report.format import anchor, designs_text, slug
-from trialpool.report.sections import revman
+from trialpool.report.sections import cumulative, revman
 from trialpool.report.sections.plots import forest_node, funnel_nodes
 from trialpool.report.sections.results import result_table, study_table
 from trialpool.report.sections.sensitivity import sensitivity_nodes
@@ -164,6 +164,8 @@ def run_analysis(ctx: Context, analysis: Analysis | RevManAnalysis) -> list[Node
         labelled = [(b.label or "All studies", b.result) for b in blocks]
         nodes.append(result_table(labelled, analysis.measure))
     nodes.extend(_main_forest(ctx, analysis, s, blocks, subgroups))
+    steps = [(b.label, _tag(analysis, b), b.result) for b in blocks]
+    nodes.extend(cumulative.metafor_nodes(ctx, analysis, s, steps))
     for b in blocks:
         nodes.extend(_block_nodes(ctx, analysis, s, b))
     return nodes

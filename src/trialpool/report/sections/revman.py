@@ -44,6 +44,7 @@ from trialpool.report.exports import write_csv
 from trialpool.report.figures.forest import MAX_STUDY_ROWS, studies_not_drawn
 from trialpool.report.figures.forest_review import effect_header, measure_label, review_forest
 from trialpool.report.format import anchor, num, p_text, p_value, pct, small
+from trialpool.report.sections import cumulative
 
 #: the audit section's anchor (the audit line of each analysis links to it)
 AUDIT_ANCHOR = "revman-audit"
@@ -292,5 +293,6 @@ def analysis_nodes(ctx: Context, a: RevManAnalysis) -> list[Node]:
     test = _subgroup_test(a, r)
     if test is not None:
         nodes.append(test)
+    nodes.extend(cumulative.review_nodes(ctx, a, r))
     nodes.append(audit_line(run_))
     return nodes
