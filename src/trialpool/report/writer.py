@@ -42,6 +42,7 @@ from trialpool.report.render import render_html
 from trialpool.report.sections import (
     audit,
     caveats,
+    changes,
     characteristics,
     discrepancies,
     exports,
@@ -68,11 +69,15 @@ def build_report(
     *,
     console: Console | None = None,
     validation: Any = None,
+    since: Path | str | None = None,
 ) -> Path:
     """Validate, run every analysis of the plan, and write the report folder ``out``.
 
-    Raises ValidationFailedError (invalid package), PlanError (invalid plan) or
-    ReportError (unsafe or occupied ``out``): one line each. Returns the folder path.
+    With ``since`` (an earlier version's descriptor), the section "What changed since
+    version X" follows the data status (:mod:`.sections.changes`).
+    Raises ValidationFailedError (invalid package, or an invalid ``since``), PlanError
+    (invalid plan) or ReportError (unsafe or occupied ``out``): one line each. Returns the
+    folder path.
     """
     console = console or Console(quiet=True)
     if validation is None:
@@ -85,14 +90,21 @@ def build_report(
         )
     pkg = load_package(descriptor)
     the_plan, origin = resolve_plan(plan, pkg)
+    since_nodes = [] if since is None else changes.since(since, descriptor, the_plan, origin)
     target = check_out_path(Path(out), pkg.root)
     with atomic_folder(target, REPORT_KIND) as tmp:
-        _write_report(pkg, the_plan, origin, tmp, console, validation)
+        _write_report(pkg, the_plan, origin, tmp, console, validation, since_nodes)
     return target
 
 
 def _write_report(
-    pkg: Package, plan: AnalysisPlan, origin: str, tmp: Path, console: Console, validation: Any
+    pkg: Package,
+    plan: AnalysisPlan,
+    origin: str,
+    tmp: Path,
+    console: Console,
+    validation: Any,
+    since_nodes: list[Node] | None = None,
 ) -> None:
     ctx = Context(
         pkg=pkg,
@@ -158,6 +170,7 @@ def _write_report(
         doc: list[Node] = [
             *package.section(ctx, validation),
             *status.section(ctx),
+            *(since_nodes or []),
             *methods.section(ctx),
             *caveats.section(ctx),
             *char_nodes,
@@ -183,7 +196,14 @@ def _write_report(
         progress.advance(task)
 
 
-def run_report(descriptor: Path | str, *, plan: Path | None, out: Path, console: Console) -> int:
+def run_report(
+    descriptor: Path | str,
+    *,
+    plan: Path | None,
+    out: Path,
+    console: Console,
+    since: Path | None = None,
+) -> int:
     """``trialpool report``: print progress and the report's path; return the exit code."""
     validation = validate_package(descriptor)
     if not validation.valid:
@@ -191,7 +211,9 @@ def run_report(descriptor: Path | str, *, plan: Path | None, out: Path, console:
         console.out(f"report not written: {descriptor} is invalid", highlight=False)
         return 1
     try:
-        path = build_report(descriptor, plan, out, console=console, validation=validation)
+        path = build_report(
+            descriptor, plan, out, console=console, validation=validation, since=since
+        )
     except TrialpoolError as exc:
         print(f"trialpool: error: {exc}", file=sys.stderr)
         return exc.exit_code
