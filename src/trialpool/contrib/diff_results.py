@@ -35,7 +35,6 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from trialpool.analysis.plan import AnalysisPlan, RevManAnalysis
 from trialpool.analysis.plan_source import resolve_plan
@@ -542,7 +541,7 @@ def tolerance_text() -> str:
 
 
 def print_results(diff: ResultsDiff, console: Console) -> None:
-    """The results that changed, as a table, after the row diff."""
+    """The results that changed, one block of lines each, after the row diff."""
     console.print(
         f"[bold]Results[/bold] re-pooled: old plan {escape(diff.old.plan_origin)}; "
         f"new plan {escape(diff.new.plan_origin)}; {tolerance_text()}"
@@ -550,24 +549,21 @@ def print_results(diff: ResultsDiff, console: Console) -> None:
     if not diff.changes:
         console.print(f"No result changed ({len(diff.unchanged)} compared).")
         return
-    table = Table(show_lines=False)
-    for name in ("analysis", "status", "k", "estimate [CI]", "P", "tau²", "certainty"):
-        table.add_column(name)
-    table.add_column("conclusion")
     for c in diff.changes:
         cells = columns(c)
-        verdict = "[bold red]changed[/bold red]: " + escape("; ".join(c.conclusion))
-        table.add_row(
-            escape(f"{c.analysis_id} {c.title}"),
-            c.status,
-            cells["k"],
-            escape(cells["effect"]),
-            cells["p"],
-            cells["tau2"],
-            escape(cells["certainty"]),
-            verdict if c.conclusion_changed else "",
+        style = {"changed": "yellow", "added": "green", "removed": "red"}[c.status]
+        console.print(
+            f"  [{style}]{c.status:<7}[/{style}] {escape(c.analysis_id)} {escape(c.title)}"
         )
-    console.print(table)
+        console.print(
+            f"          k {cells['k']}; {escape(cells['effect'])}; P {cells['p']}; "
+            f"tau² {cells['tau2']}; certainty {escape(cells['certainty'])}"
+        )
+        if c.conclusion_changed:
+            console.print(
+                "          [bold red]conclusion changed[/bold red]: "
+                + escape("; ".join(c.conclusion))
+            )
     console.print(
         f"{len(diff.changes)} result(s) changed, added or removed "
         f"({len(diff.conclusions_changed)} with a changed conclusion); "
