@@ -506,6 +506,7 @@ def test_section_nodes_and_markdown(diff: ResultsDiff) -> None:
     flip = rows["2.1"]
     assert isinstance(flip[0], Link) and flip[0].url == "#analysis-2-1"
     assert flip[2] == "9 → 10"
+    assert flip[3] == "SMD −0.004 [−0.24, 0.23] → SMD 0.03 [−0.16, 0.23]"  # −0.004 not 0.00
     assert "the direction of the estimate flipped" in str(flip[-1])
     assert rows["2.3"][-1] == ""  # changed, same conclusion
     assert not isinstance(rows["6.2"][0], Link)  # removed: nothing to link to

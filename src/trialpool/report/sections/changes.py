@@ -37,7 +37,7 @@ from trialpool.report.document import (
     Table,
     md_node,
 )
-from trialpool.report.format import anchor, num, p_value, small
+from trialpool.report.format import anchor, p_value, small
 
 ANCHOR = "changes"
 HEADER = ["Analysis", "Change", "k", "Estimate [CI]", "P", "τ²", "Certainty", "Conclusion"]
@@ -69,7 +69,8 @@ def _effect(s: Snapshot | None) -> str:
         return "–"
     if not s.pooled:
         return "not pooled"
-    return f"{s.measure} {num(s.estimate)} [{num(s.ci_lower)}, {num(s.ci_upper)}]"
+    # two decimals, or two significant digits near zero: -0.004 is not shown as 0.00
+    return f"{s.measure} {small(s.estimate)} [{small(s.ci_lower)}, {small(s.ci_upper)}]"
 
 
 def _certainty(s: Snapshot | None) -> str:
