@@ -15,10 +15,20 @@ Steps, in order; every problem is reported, and the tag is made only when there 
    also requires a clean working tree (regenerated files committed). The tag message is
    the descriptor's ``name`` and the version.
 
+``--notes [OLD]`` writes the release notes instead (to ``--notes-out``, else stdout) and
+changes nothing: the package's title and version, its ``CHANGELOG.md`` entry, and, given
+the previous release's descriptor OLD, the section "What changed since version X" of
+``trialpool report --since`` (every result re-pooled in both versions,
+:mod:`trialpool.report.sections.changes`). When OLD does not validate with this version
+of trialpool (e.g. made under an older major version of the core), the section says so
+instead of comparing. The release workflow (``.github/workflows/release.yml``) runs it
+on each tag with the previous tag's package and publishes the notes.
+
 Usage::
 
     python scripts/release.py            # dry run: check everything, print the tag command
     python scripts/release.py --tag      # the same, then tag the release
+    python scripts/release.py --notes ../v1.0.0/datapackage.json --notes-out notes.md
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -36,6 +47,7 @@ from typing import Any
 import yaml
 
 from trialpool.contrib.diff import Version, changelog_has_version
+from trialpool.errors import TrialpoolError, ValidationFailedError
 from trialpool.package.descriptor import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,14 +183,100 @@ def tag_problems(root: Path, tag: str, *, need_clean: bool) -> list[str]:
     return problems
 
 
+def changelog_entry(text: str, version: str) -> str | None:
+    """The body of the ``## [X.Y.Z]`` section of a changelog (None when it has none)."""
+    heading = re.compile(rf"^##\s+\[?v?{re.escape(version)}\]?(?=\s|$).*$", re.MULTILINE)
+    match = heading.search(text)
+    if match is None:
+        return None
+    rest = text[match.end() :]
+    following = re.search(r"^##\s", rest, flags=re.MULTILINE)
+    return (rest[: following.start()] if following else rest).strip()
+
+
+def changes_section(old: Path, descriptor: Path) -> str:
+    """The section "What changed since version X" as Markdown; when OLD cannot be
+    compared (it does not validate with this trialpool), a short section that says why."""
+    from trialpool.contrib.diff_results import compare_results
+    from trialpool.report.sections.changes import markdown
+
+    try:
+        return markdown(compare_results(old, descriptor, new_validated=True))
+    except ValidationFailedError as exc:
+        print(f"release: warning: results not compared: {exc}", file=sys.stderr)
+        try:
+            version = json.loads(old.read_text(encoding="utf-8")).get("version") or old
+        except (OSError, ValueError):
+            version = old
+        return f"## What changed since version {version}\n\nThe results were not compared: {exc}.\n"
+
+
+def release_notes(root: Path, old: Path | None) -> str:
+    """The release notes: title and version, the CHANGELOG entry, what changed since OLD.
+
+    Raises ValueError (one line) when the CHANGELOG has no entry for the version;
+    TrialpoolError when the package cannot be read or does not validate."""
+    descriptor_path = root / "datapackage.json"
+    descriptor = json.loads(descriptor_path.read_text(encoding="utf-8"))
+    version = str(descriptor.get("version"))
+    changelog = root / "CHANGELOG.md"
+    text = changelog.read_text(encoding="utf-8") if changelog.exists() else ""
+    entry = changelog_entry(text, version)
+    if entry is None:
+        raise ValueError(f"{changelog}: no entry for {version} (the notes quote it)")
+    title = descriptor.get("title") or descriptor.get("name") or root.name
+    parts = [f"# {title} {version}\n", entry + "\n"]
+    if old is not None:
+        from trialpool.validate import validate_package
+
+        report = validate_package(descriptor_path)
+        if not report.valid:
+            raise ValidationFailedError(
+                f"{descriptor_path}: package is invalid ({len(report.issues)} problem(s)); "
+                "run 'trialpool validate' for the list"
+            )
+        parts.append(changes_section(old, descriptor_path))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_notes(root: Path, old: Path | None, out: Path | None) -> int:
+    """``--notes``: write the release notes (stdout without ``out``); exit code."""
+    try:
+        notes = release_notes(root, old)
+    except (ValueError, OSError, TrialpoolError) as exc:
+        print(f"release: error: {exc}", file=sys.stderr)
+        return 1
+    if out is None:
+        sys.stdout.write(notes)
+    else:
+        out.write_text(notes, encoding="utf-8")
+        print(f"release notes written to {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--dry-run", action="store_true", default=True, help="check only (default)")
     group.add_argument("--tag", action="store_true", help="tag the release when all is well")
+    group.add_argument(
+        "--notes",
+        nargs="?",
+        const="",
+        metavar="OLD",
+        help="write the release notes instead (with the previous release's datapackage.json "
+        "OLD: what changed since it)",
+    )
+    parser.add_argument(
+        "--notes-out", type=Path, help="file the release notes are written to (default stdout)"
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help="repository folder")
     args = parser.parse_args(argv)
     root: Path = args.root.resolve()
+    if args.notes is not None:
+        return write_notes(root, Path(args.notes) if args.notes else None, args.notes_out)
+    if args.notes_out is not None:
+        parser.error("--notes-out needs --notes")
     problems: list[str] = []
 
     changed = regenerate(root)

@@ -148,11 +148,21 @@ def report(
         Path | None,
         typer.Option("--plan", exists=True, dir_okay=False, help="Analysis plan (JSON)."),
     ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            exists=True,
+            dir_okay=False,
+            help="An earlier version's datapackage.json: add the section 'What changed "
+            "since version X'.",
+        ),
+    ] = None,
 ) -> None:
     """Validate, pool every analysis of the plan, and write figures and the report."""
     from trialpool.report.writer import run_report
 
-    raise typer.Exit(run_report(descriptor, plan=plan, out=out, console=console))
+    raise typer.Exit(run_report(descriptor, plan=plan, out=out, console=console, since=since))
 
 
 @app.command()
@@ -256,11 +266,19 @@ def diff(
     old: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Old datapackage.json")],
     new: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="New datapackage.json")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    results: Annotated[
+        bool,
+        typer.Option(
+            "--results",
+            help="Also validate and re-pool both versions (each with its own plan) and list "
+            "every result that changed.",
+        ),
+    ] = False,
 ) -> None:
     """What changed between two versions of a package, and the version bump it needs."""
     from trialpool.contrib.diff import run_diff
 
-    raise typer.Exit(run_diff(old, new, as_json=as_json, console=console))
+    raise typer.Exit(run_diff(old, new, as_json=as_json, console=console, results=results))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -486,11 +486,27 @@ def _print(diff: PackageDiff, console: Console) -> None:
         )
 
 
-def run_diff(old: Path, new: Path, *, as_json: bool, console: Console) -> int:
-    """``trialpool diff``: print the comparison; 0 when the version and changelog are right."""
+def run_diff(
+    old: Path, new: Path, *, as_json: bool, console: Console, results: bool = False
+) -> int:
+    """``trialpool diff``: print the comparison; 0 when the version and changelog are right.
+
+    With ``results``, both versions are validated and re-pooled first and the results that
+    changed follow (:mod:`trialpool.contrib.diff_results`; JSON keys ``results`` and
+    ``results_compared``)."""
+    found = None
+    if results:
+        from trialpool.contrib.diff_results import compare_results
+
+        found = compare_results(old, new)
     diff = diff_packages(old, new)
     if as_json:
-        console.out(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False), highlight=False)
+        data = diff.as_dict() | ({} if found is None else found.as_dict())
+        console.out(json.dumps(data, indent=2, ensure_ascii=False), highlight=False)
     else:
         _print(diff, console)
+        if found is not None:
+            from trialpool.contrib.diff_results import print_results
+
+            print_results(found, console)
     return 0 if diff.ok else 1

@@ -7,6 +7,8 @@ embedding the lighter copy of each figure ``embed`` makes;
 ``format`` writes the numbers; ``output`` keeps the output folder safe; ``context``
 is what the sections share; ``figures/`` draws, ``exports`` writes the CSVs and
 reproduce.R.
-May import every stage below it (``analysis``, ``stats``, ``validate``, ``package``) and
-``trialpool.errors``; nothing imports it except ``trialpool.cli`` and ``trialpool.corpus``.
+May import every stage below it (``analysis``, ``stats``, ``validate``, ``package``),
+``trialpool.contrib`` (the comparison of two versions' results, for the section "What
+changed since version X") and ``trialpool.errors``; nothing imports it except
+``trialpool.cli`` and ``trialpool.corpus``.
 """

@@ -21,18 +21,17 @@ The folder is written atomically and only where it is safe (:mod:`.output`).
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from trialpool import __version__
-from trialpool.analysis.plan import AnalysisPlan, auto_plan, load_plan
-from trialpool.analysis.runs import outcome_infos, study_info, table_or_none
+from trialpool.analysis.plan import AnalysisPlan
+from trialpool.analysis.plan_source import FROM_DATA, resolve_plan
+from trialpool.analysis.runs import study_info
 from trialpool.errors import TrialpoolError, ValidationFailedError
 from trialpool.package.atomic import REPORT_KIND, atomic_folder, write_marker
 from trialpool.package.loader import Package, load_package
@@ -44,6 +43,7 @@ from trialpool.report.render import render_html
 from trialpool.report.sections import (
     audit,
     caveats,
+    changes,
     characteristics,
     discrepancies,
     exports,
@@ -63,73 +63,6 @@ HTML_NAME = "report.html"
 MD_NAME = "report.md"
 
 
-#: where a plan built from the data comes from (the report's "Analysis plan" line)
-FROM_DATA = "built from the data (no plan given, no analysis/plan.json)"
-
-
-def _available(pkg: Package) -> list[tuple[str, float | str | None, str, bool]]:
-    """Each outcome's time points with data: weeks, or the code of rows without weeks."""
-    available: list[tuple[str, float | str | None, str, bool]] = []
-    for name, kind in (
-        ("continuous_outcomes", "continuous"),
-        ("dichotomous_outcomes", "dichotomous"),
-    ):
-        frame = table_or_none(pkg, name)
-        if frame is None or frame.empty:
-            continue
-        frame = frame.assign(
-            _when=[
-                float(w) if pd.notna(w) else (str(c) if pd.notna(c) else "as_reported")
-                for w, c in zip(frame["timepoint_weeks"], frame["timepoint"], strict=True)
-            ]
-        )
-        for outcome in sorted({str(o) for o in frame["outcome"].dropna()}):
-            rows = frame[(frame["outcome"] == outcome).fillna(False)]
-            whens = rows["_when"].tolist()
-            weeks = sorted({w for w in whens if isinstance(w, float)})
-            codes = sorted({w for w in whens if isinstance(w, str)})
-            for when in [*weeks, *codes]:
-                part = rows[[w == when for w in whens]]
-                same_unit = "unit" not in part.columns or part["unit"].nunique(dropna=True) <= 1
-                available.append((outcome, when, kind, bool(same_unit)))
-    return available
-
-
-def _favours(pkg: Package) -> tuple[str, str] | None:
-    """The arms' names from the primary comparisons' one label ("BCG vaccine versus no
-    vaccine" -> BCG vaccine, no vaccine); None when the labels differ or do not split."""
-    frame = table_or_none(pkg, "comparisons")
-    if frame is None or frame.empty:
-        return None
-    primary = frame[frame["primary"].fillna(False).astype(bool)]
-    labels = {str(x).strip() for x in (primary if not primary.empty else frame)["label"].dropna()}
-    if len(labels) != 1:
-        return None
-    parts = [x.strip() for x in next(iter(labels)).split(" versus ")]
-    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
-
-
-def resolve_plan(plan: AnalysisPlan | Path | str | None, pkg: Package) -> tuple[AnalysisPlan, str]:
-    """The plan to run and where it came from: given, the package's, or built from the data
-    (its outcomes' labels, units and directions from the package's ``outcomes``)."""
-    if isinstance(plan, AnalysisPlan):
-        return plan, "given in code"
-    if plan is not None:
-        path = Path(plan)
-        loaded = load_plan(path)  # first: a missing or invalid plan is a PlanError
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        return loaded, f"{path.name} (sha256 {digest})"
-    default = pkg.root / "analysis" / "plan.json"
-    if default.is_file():
-        digest = hashlib.sha256(default.read_bytes()).hexdigest()[:12]
-        return load_plan(default), f"analysis/plan.json of the package (sha256 {digest})"
-    title = f"{pkg.name}: every outcome and time point"
-    built = auto_plan(
-        _available(pkg), title=title, outcomes=outcome_infos(pkg), favours=_favours(pkg)
-    )
-    return built, FROM_DATA
-
-
 def build_report(
     descriptor: Path | str,
     plan: AnalysisPlan | Path | str | None,
@@ -137,11 +70,15 @@ def build_report(
     *,
     console: Console | None = None,
     validation: Any = None,
+    since: Path | str | None = None,
 ) -> Path:
     """Validate, run every analysis of the plan, and write the report folder ``out``.
 
-    Raises ValidationFailedError (invalid package), PlanError (invalid plan) or
-    ReportError (unsafe or occupied ``out``): one line each. Returns the folder path.
+    With ``since`` (an earlier version's descriptor), the section "What changed since
+    version X" follows the data status (:mod:`.sections.changes`).
+    Raises ValidationFailedError (invalid package, or an invalid ``since``), PlanError
+    (invalid plan) or ReportError (unsafe or occupied ``out``): one line each. Returns the
+    folder path.
     """
     console = console or Console(quiet=True)
     if validation is None:
@@ -154,14 +91,21 @@ def build_report(
         )
     pkg = load_package(descriptor)
     the_plan, origin = resolve_plan(plan, pkg)
+    since_nodes = [] if since is None else changes.since(since, descriptor, the_plan, origin)
     target = check_out_path(Path(out), pkg.root)
     with atomic_folder(target, REPORT_KIND) as tmp:
-        _write_report(pkg, the_plan, origin, tmp, console, validation)
+        _write_report(pkg, the_plan, origin, tmp, console, validation, since_nodes)
     return target
 
 
 def _write_report(
-    pkg: Package, plan: AnalysisPlan, origin: str, tmp: Path, console: Console, validation: Any
+    pkg: Package,
+    plan: AnalysisPlan,
+    origin: str,
+    tmp: Path,
+    console: Console,
+    validation: Any,
+    since_nodes: list[Node] | None = None,
 ) -> None:
     ctx = Context(
         pkg=pkg,
@@ -227,6 +171,7 @@ def _write_report(
         doc: list[Node] = [
             *package.section(ctx, validation),
             *status.section(ctx),
+            *(since_nodes or []),
             *methods.section(ctx),
             *caveats.section(ctx),
             *char_nodes,
@@ -254,7 +199,14 @@ def _write_report(
         progress.advance(task)
 
 
-def run_report(descriptor: Path | str, *, plan: Path | None, out: Path, console: Console) -> int:
+def run_report(
+    descriptor: Path | str,
+    *,
+    plan: Path | None,
+    out: Path,
+    console: Console,
+    since: Path | None = None,
+) -> int:
     """``trialpool report``: print progress and the report's path; return the exit code."""
     validation = validate_package(descriptor)
     if not validation.valid:
@@ -262,7 +214,9 @@ def run_report(descriptor: Path | str, *, plan: Path | None, out: Path, console:
         console.out(f"report not written: {descriptor} is invalid", highlight=False)
         return 1
     try:
-        path = build_report(descriptor, plan, out, console=console, validation=validation)
+        path = build_report(
+            descriptor, plan, out, console=console, validation=validation, since=since
+        )
     except TrialpoolError as exc:
         print(f"trialpool: error: {exc}", file=sys.stderr)
         return exc.exit_code
