@@ -161,7 +161,7 @@ def test_bundled_numbers_follow_the_formulas(bundled: Path) -> None:
         assert row["assumed_risk_basis"] == "median control-group risk of the studies"
         assert row["certainty"] == "very_low" and row["certainty_text"] == "⊕◯◯◯ Very low"
         assert row["assessor"] == "package maintainers"
-        assert "Not pooled (k = 1)" in row["comments"]
+        assert "One study (k = 1), not pooled: the effect is Lin 2017's own." in row["comments"]
         # the absolute effect as printed, rounded per 1,000
         cor, acr_n = round(1000 * acr * rr), round(1000 * acr)
         assert f"{cor} per 1,000" in row["absolute_effect"]
@@ -235,6 +235,23 @@ BCG_RATINGS = [
         "assessor": "test assessor",
         "source_id": "colditz1994",
     },
+    {
+        "analysis_id": "tb-rct",
+        "timepoint": "week_52",
+        "outcome": "tuberculosis",
+        "study_design": "non_randomised",
+        "risk_of_bias": "not_serious",
+        "inconsistency": "not_serious",
+        "indirectness": "not_serious",
+        "imprecision": "not_serious",
+        "publication_bias": "not_serious",
+        "large_effect": "none",
+        "dose_response": "none",
+        "plausible_confounding": "none",
+        "certainty": "low",
+        "assessor": "test assessor",
+        "source_id": "colditz1994",
+    },
 ]
 
 
@@ -301,7 +318,14 @@ def test_pooled_absolute_effects(bcg: tuple[Path, Path]) -> None:
         "start low (non_randomised); inconsistency serious -1; large_effect large +1; = low"
     )
     assert "Test fixture rating" in rows["tb-52w"]["comments"]
-    assert rows["tb-rct"]["certainty_text"] == NOT_ASSESSED
+    assert "The rating starts" not in rows["tb-52w"]["comments"]  # mixed designs: no remark
+    assert rows["tb-or"]["certainty_text"] == NOT_ASSESSED
+    # a start that does not fit the designs pooled is remarked on
+    assert rows["tb-rct"]["certainty_text"] == "⊕⊕◯◯ Low"
+    assert (
+        "The rating starts from non-randomised studies, but every study in the result is "
+        "randomised." in rows["tb-rct"]["comments"]
+    )
     md = section((report / MD_NAME).read_text(encoding="utf-8"))
     assert "⊕⊕◯◯ Low ¹ ²" in md
     assert "Inconsistency (serious, rated down one level): Test fixture: I² is large." in md
@@ -360,6 +384,63 @@ def test_no_certainty_resource(tmp_path: Path) -> None:
     assert row["certainty_text"] == NOT_ASSESSED
     md = section((out / MD_NAME).read_text(encoding="utf-8"))
     assert "No result of this plan has a certainty rating" in md
+
+
+def test_rating_of_another_outcome(tmp_path: Path) -> None:
+    """Certainty rows matched by analysis and time point (one per time point): one names
+    another outcome, one starts from randomised trials for a non-randomised study."""
+    rating = {
+        "analysis_id": "death-24w",
+        "timepoint": "week_24",
+        "outcome": "meld",
+        "study_design": "randomised",
+        "risk_of_bias": "not_serious",
+        "inconsistency": "not_serious",
+        "indirectness": "not_serious",
+        "imprecision": "not_serious",
+        "publication_bias": "not_serious",
+        "large_effect": "none",
+        "dose_response": "none",
+        "plausible_confounding": "none",
+        "certainty": "high",
+        "assessor": "test assessor",
+        "source_id": "test_a",
+    }
+    descriptor = build_package(tmp_path / "pkg")
+    week12 = {**rating, "timepoint": "week_12", "outcome": "death"}
+    write_certainty(descriptor, [rating, week12])
+    plan = parse_plan(
+        {
+            "title": "death (test plan)",
+            "defaults": {"designs": ["rct", "non_randomised_controlled"]},
+            "analyses": [
+                {
+                    "id": "death-24w",
+                    "title": "Death",
+                    "outcome": "death",
+                    "outcome_label": "Death",
+                    "subgroup_by": "timepoint",
+                    "measure": "RR",
+                    "lower_is_better": True,
+                }
+            ],
+        }
+    )
+    out = tmp_path / "report"
+    build_report(descriptor, plan, out, console=_quiet())
+    rows = {r["timepoint"]: r for r in read_sof(out)}
+    assert set(rows) == {"week_12", "week_24"}  # one row per time point
+    assert rows["week_12"]["certainty_text"] == "⊕⊕⊕⊕ High"
+    assert (
+        "The rating starts from randomised trials, but the result includes other designs "
+        "(non randomised controlled)." in rows["week_12"]["comments"]
+    )
+    assert "names outcome" not in rows["week_12"]["comments"]
+    week24 = rows["week_24"]
+    assert week24["certainty"] == "high"
+    assert "The certainty row names outcome meld; this result is death." in week24["comments"]
+    # alpha2020 (rct) alone at 24 weeks: no remark on the design
+    assert "The rating starts" not in week24["comments"]
 
 
 # --------------------------------------------------------------- an imported review

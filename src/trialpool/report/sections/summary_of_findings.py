@@ -151,7 +151,8 @@ class Effect:
     ci_upper: float | None = None
     participants: int | None = None
     control_risks: list[float] = field(default_factory=list)
-    studies: list[str] = field(default_factory=list)
+    studies: list[str] = field(default_factory=list)  # labels
+    designs: list[str] = field(default_factory=list)  # studies.design of each (when known)
     derived: bool = False
     reason: str | None = None
 
@@ -225,7 +226,7 @@ def _control_risk(data: dict[str, Any]) -> float | None:
     return float(events) / float(total)
 
 
-def _metafor_effect(result: Result, labels: dict[str, str]) -> Effect:
+def _metafor_effect(result: Result, labels: dict[str, str], designs: dict[str, str]) -> Effect:
     studies = result.studies
     names = [s.label or labels.get(s.study_id, s.study_id) for s in studies]
     risks = [r for r in (_control_risk(s.arm_data) for s in studies) if r is not None]
@@ -234,6 +235,7 @@ def _metafor_effect(result: Result, labels: dict[str, str]) -> Effect:
         "participants": _participants(s.arm_data for s in studies) if studies else None,
         "control_risks": risks,
         "studies": names,
+        "designs": [design for s in studies if (design := designs.get(s.study_id))],
         "derived": any(s.derived for s in studies),
     }
     if isinstance(result, PoolResult):
@@ -313,7 +315,7 @@ def _metafor_rows(ctx: Context, analysis: Analysis) -> list[SofRow]:
                 title=title,
                 timepoint=primary,
                 timepoint_label=when,
-                effect=_metafor_effect(b.result, ctx.studies.labels),
+                effect=_metafor_effect(b.result, ctx.studies.labels, ctx.studies.designs),
                 codes=frozenset(found),
                 show_when=by_time or analysis.timepoint_weeks is None,
                 **base,  # type: ignore[arg-type]
@@ -350,6 +352,7 @@ def _revman_row(ctx: Context, analysis: RevManAnalysis) -> SofRow:
             "participants": _participants(st.arm_data for st in used) if used else None,
             "control_risks": risks if analysis.data_type == "dichotomous" else [],
             "studies": [st.label for st in used],
+            "designs": [d for st in used if (d := ctx.studies.designs.get(st.study_id))],
         }
         if result.estimable and result.estimate is not None:
             status = "pooled" if result.k > 1 else "single_study"
@@ -419,20 +422,42 @@ def _comment(row: SofRow) -> None:
     e = row.effect
     mine: list[str] = []
     if e.status == "single_study":
-        mine.append(
-            f"Not pooled (k = 1): the effect is {e.studies[0]}'s own."
-            if e.studies
-            else "One study: its own effect."
-        )
+        who = f"{e.studies[0]}'s" if e.studies else "the study's"
+        mine.append(f"One study (k = 1), not pooled: the effect is {who} own.")
     elif e.status == "not_pooled":
         mine.append(f"Not pooled: {e.reason or 'no estimate'}.")
     elif e.status == "no_data":
         mine.append("No extractable data yet.")
     if e.derived:
         mine.append("Includes values derived by the package maintainers (†).")
-    if row.certainty is not None and val(row.certainty.get("comment")):
-        mine.append(str(val(row.certainty.get("comment"))))
+    if row.certainty is not None:
+        mine.extend(_rating_checks(row))
+        if val(row.certainty.get("comment")):
+            mine.append(str(val(row.certainty.get("comment"))))
     row.comments = [*mine, *row.comments]
+
+
+def _rating_checks(row: SofRow) -> list[str]:
+    """Where a rating and its result disagree: another outcome, or a start (study_design)
+    that does not fit the designs of the studies in the result (randomised = rct)."""
+    rating = row.certainty or {}
+    out: list[str] = []
+    outcome = val(rating.get("outcome"))
+    if outcome is not None and outcome != row.outcome:
+        out.append(f"The certainty row names outcome {outcome}; this result is {row.outcome}.")
+    start, designs = val(rating.get("study_design")), set(row.effect.designs)
+    other = sorted(d.replace("_", " ") for d in designs - {"rct"})
+    if start == "randomised" and other:
+        out.append(
+            "The rating starts from randomised trials, but the result includes other "
+            f"designs ({', '.join(other)})."
+        )
+    elif start == "non_randomised" and designs == {"rct"}:
+        out.append(
+            "The rating starts from non-randomised studies, but every study in the result "
+            "is randomised."
+        )
+    return out
 
 
 # --- texts -------------------------------------------------------------------------------
