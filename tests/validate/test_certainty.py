@@ -64,7 +64,7 @@ def rating(**changes: str) -> dict[str, str]:
 
 
 def rows_csv(*rows: dict[str, str]) -> CsvEdit:
-    """Edit: replace certainty.csv (header only in the fixture) by these rows."""
+    """Edit: replace certainty.csv (one synthetic rating in the fixture) by these rows."""
 
     def edit(text: str) -> str:
         assert text.splitlines()[0].split(",") == COLUMNS
