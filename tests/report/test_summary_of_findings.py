@@ -501,4 +501,5 @@ def test_imported_revman_review(tmp_path: Path) -> None:
                 1000 * corresponding_risk(a.measure, acr, result.estimate),  # type: ignore[union-attr, arg-type]
             )
     assert rows[0]["certainty"] == "moderate"
+    assert "The rating starts" not in rows[0]["comments"]  # designs unclear: no remark
     assert all(r["certainty_text"] == NOT_ASSESSED for r in rows[1:])

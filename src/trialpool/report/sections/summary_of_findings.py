@@ -439,14 +439,15 @@ def _comment(row: SofRow) -> None:
 
 def _rating_checks(row: SofRow) -> list[str]:
     """Where a rating and its result disagree: another outcome, or a start (study_design)
-    that does not fit the designs of the studies in the result (randomised = rct)."""
+    that does not fit the designs of the studies in the result (randomised = rct; a design
+    that is unclear, as in imported reviews, says nothing either way)."""
     rating = row.certainty or {}
     out: list[str] = []
     outcome = val(rating.get("outcome"))
     if outcome is not None and outcome != row.outcome:
         out.append(f"The certainty row names outcome {outcome}; this result is {row.outcome}.")
     start, designs = val(rating.get("study_design")), set(row.effect.designs)
-    other = sorted(d.replace("_", " ") for d in designs - {"rct"})
+    other = sorted(d.replace("_", " ") for d in designs - {"rct", "unclear"})
     if start == "randomised" and other:
         out.append(
             "The rating starts from randomised trials, but the result includes other "
