@@ -9,6 +9,7 @@ The folder holds::
     report.md            the same content; figures referenced as figures/*.png
     figures/             every figure as PNG and SVG
     exports/             escalc-layout CSV per pooled block, robvis CSV per RoB tool,
+                         summary_of_findings.csv (each result with its certainty),
                          reproduce.R (refits every pooled number with metafor; not
                          written for a plan of RevMan analyses only), revman_<id>.csv
                          per analysis of an imported review (RevMan's study rows)
@@ -53,6 +54,7 @@ from trialpool.report.sections import (
     rob,
     sources,
     status,
+    summary_of_findings,
 )
 from trialpool.report.sections.analyses import intro, run_analysis
 from trialpool.validate import print_report, validate_package
@@ -155,6 +157,8 @@ def _write_report(
         step("reproduction audit")
         audit_nodes = audit.section(ctx)
         progress.advance(task)
+        step("summary of findings")
+        sof_nodes = summary_of_findings.section(ctx)  # before exports: it adds its CSV
         step("drawing figures")
         ctx.draw_figures()
         step("writing")
@@ -174,6 +178,7 @@ def _write_report(
             *(since_nodes or []),
             *methods.section(ctx),
             *caveats.section(ctx),
+            *sof_nodes,
             *char_nodes,
             *disc_nodes,
             *rob_nodes,

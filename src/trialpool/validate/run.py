@@ -6,8 +6,9 @@
    the declared extensions (``validate.conformance``).
 3. Table Schema by one engine (``validate.tableschema``), which also says which resources
    could be parsed.
-4. The cross-table rules (``validate.rules``) on the typed rows of those resources
-   (``validate.frames``), only when the descriptor itself is valid.
+4. The cross-table rules (``validate.rules``, and the GRADE rules of ``certainty`` in
+   ``validate.certainty``) on the typed rows of those resources (``validate.frames``),
+   only when the descriptor itself is valid.
 5. The summary (``validate.summary``) and the printed report.
 
 Never raises on bad data; the input is only ever read. Row numbers follow frictionless:
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from trialpool.errors import PackageError
 from trialpool.package.loader import load_package
+from trialpool.validate.certainty import certainty_rules
 from trialpool.validate.conformance import conformance_issues
 from trialpool.validate.descriptor import descriptor_rule_issues
 from trialpool.validate.fast import start_prefetch
@@ -102,6 +104,7 @@ def _validate(descriptor: Path | str, engine: str | None) -> ValidationReport:
             if text is not None:
                 frames[name] = typed_frame(package.resources[name], text)
         run_rules(package, frames, collector)
+        certainty_rules(package, frames, collector)
     issues.extend(collector.issues)
     summary = summarise(package, frames)
     summary["engine"] = tables.engine
