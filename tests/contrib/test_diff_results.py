@@ -470,6 +470,8 @@ def test_certainty_is_read_from_a_certainty_resource(tmp_path: Path) -> None:
     }
     (root / "schemas/certainty.schema.json").write_text(json.dumps(schema), encoding="utf-8")
     descriptor = json.loads((root / DESCRIPTOR_NAME).read_text(encoding="utf-8"))
+    # the fixture carries the core (empty) certainty resource: replace it with this shape
+    descriptor["resources"] = [r for r in descriptor["resources"] if r["name"] != "certainty"]
     descriptor["resources"].append(
         {
             "name": "certainty",
