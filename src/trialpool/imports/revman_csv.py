@@ -47,6 +47,7 @@ from trialpool.imports.model import (
     normalise_method,
 )
 from trialpool.imports.safety import (
+    HeaderTable,
     cell,
     fail,
     html_to_text,
@@ -172,12 +173,12 @@ def _encoding(data: bytes) -> str:
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-class StreamTable:
+class StreamTable(HeaderTable):
     """The records of a CSV export read as a stream, with its header's columns found by
     normalised name with aliases (as :class:`~trialpool.imports.safety.CsvTable`)."""
 
     def __init__(self, data: bytes, source: str, limits: CsvLimits, *, encoding: str) -> None:
-        self.source = source
+        self.source = source  # named by the errors of the records read below
         self.limits = limits
         self._data = data
         self._encoding = encoding
@@ -187,35 +188,13 @@ class StreamTable:
         first = next(self._records, None)
         if first is None:
             raise fail(source, None, "empty CSV file (no header row)")
-        self.header = [text.strip() for text in first]
-        self.keys = [normalise_header(text) for text in self.header]
-        self.index: dict[str, int] = {}
-        for position, key in enumerate(self.keys):
-            if key and key not in self.index:
-                self.index[key] = position
-
-    def column(self, *aliases: str) -> int | None:
-        for alias in aliases:
-            position = self.index.get(normalise_header(alias))
-            if position is not None:
-                return position
-        return None
+        self._set_header(source, first)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(row number with the header as row 1, cells padded to the header width); blank
         records are skipped."""
-        width = len(self.header)
-        for record in self._records:
-            number = self._row
-            if not any(text.strip() for text in record):
-                continue
-            if len(record) > width and any(text.strip() for text in record[width:]):
-                raise fail(
-                    self.source,
-                    f"row {number}",
-                    f"has {len(record)} fields but the header has {width}",
-                )
-            yield number, record + [""] * (width - len(record))
+        # the number is read after its record, so it is that record's
+        return self._padded((self._row, record) for record in self._records)
 
     def _where(self) -> str:
         return f"row {self._row + 1} (line {self._line})"

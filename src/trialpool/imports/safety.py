@@ -19,7 +19,7 @@ import stat
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -489,23 +489,23 @@ def read_csv(text: str, source: str) -> list[list[str]]:
     return records
 
 
-class CsvTable:
-    """A CSV file whose columns are found by normalised name with aliases."""
+class HeaderTable:
+    """The header of a CSV table, its columns found by normalised name with aliases, and
+    its records numbered (the header is row 1) and padded to the header's width."""
 
-    def __init__(self, text: str, source: str) -> None:
-        records = read_csv(text, source)
-        while records and not any(cell.strip() for cell in records[-1]):
-            records.pop()
-        if not records:
-            raise fail(source, None, "empty CSV file (no header row)")
+    source: str
+    header: list[str]
+    keys: list[str]
+    index: dict[str, int]
+
+    def _set_header(self, source: str, first: list[str]) -> None:
         self.source = source
-        self.header = [cell.strip() for cell in records[0]]
+        self.header = [cell.strip() for cell in first]
         self.keys = [normalise_header(cell) for cell in self.header]
-        self.index: dict[str, int] = {}
+        self.index = {}
         for position, key in enumerate(self.keys):
             if key and key not in self.index:
                 self.index[key] = position
-        self.records = records[1:]
 
     def column(self, *aliases: str) -> int | None:
         for alias in aliases:
@@ -514,17 +514,11 @@ class CsvTable:
                 return position
         return None
 
-    def require(self, label: str, *aliases: str) -> int:
-        position = self.column(label, *aliases)
-        if position is None:
-            raise fail(self.source, None, f"missing column {label!r}")
-        return position
-
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(row number with the header as row 1, cells padded to the header width)."""
+    def _padded(self, numbered: Iterable[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+        """(row number, cells padded to the header width); blank records are skipped and a
+        record with cells beyond the header is refused."""
         width = len(self.header)
-        for offset, record in enumerate(self.records):
-            number = offset + 2
+        for number, record in numbered:
             if not any(cell.strip() for cell in record):
                 continue
             if len(record) > width and any(cell.strip() for cell in record[width:]):
@@ -534,6 +528,29 @@ class CsvTable:
                     f"has {len(record)} fields but the header has {width}",
                 )
             yield number, record + [""] * (width - len(record))
+
+
+class CsvTable(HeaderTable):
+    """A CSV file whose columns are found by normalised name with aliases."""
+
+    def __init__(self, text: str, source: str) -> None:
+        records = read_csv(text, source)
+        while records and not any(cell.strip() for cell in records[-1]):
+            records.pop()
+        if not records:
+            raise fail(source, None, "empty CSV file (no header row)")
+        self._set_header(source, records[0])
+        self.records = records[1:]
+
+    def require(self, label: str, *aliases: str) -> int:
+        position = self.column(label, *aliases)
+        if position is None:
+            raise fail(self.source, None, f"missing column {label!r}")
+        return position
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(row number with the header as row 1, cells padded to the header width)."""
+        return self._padded(enumerate(self.records, start=2))
 
 
 def cell(record: list[str], position: int | None) -> str | None:
