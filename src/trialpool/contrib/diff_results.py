@@ -46,7 +46,7 @@ from trialpool.analysis.revman import (
     pool_review_analysis,
 )
 from trialpool.analysis.runs import metafor_analyses, run_blocks, settings_for, study_info
-from trialpool.errors import TrialpoolError, ValidationFailedError
+from trialpool.errors import TrialpoolError
 from trialpool.package.loader import Package, load_package
 from trialpool.stats.results import RATIO_MEASURES, NotPooled, PoolResult
 from trialpool.validate import validate_package
@@ -346,13 +346,7 @@ def version_results(
     ``plan_origin`` says where a ``plan`` given in code came from."""
     descriptor = Path(descriptor)
     if validate:
-        report = validate_package(descriptor)
-        if not report.valid:
-            first = report.issues[0].line() if report.issues else ""
-            raise ValidationFailedError(
-                f"{descriptor}: package is invalid ({len(report.issues)} problem(s); first: "
-                f"{first}); run 'trialpool validate' for the list"
-            )
+        validate_package(descriptor).require_valid(descriptor)
     pkg = load_package(descriptor)
     the_plan, origin = resolve_plan(plan, pkg)
     origin = plan_origin or origin

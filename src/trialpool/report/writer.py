@@ -33,7 +33,7 @@ from trialpool import __version__
 from trialpool.analysis.plan import AnalysisPlan
 from trialpool.analysis.plan_source import FROM_DATA, resolve_plan
 from trialpool.analysis.runs import study_info
-from trialpool.errors import TrialpoolError, ValidationFailedError
+from trialpool.errors import TrialpoolError
 from trialpool.package.atomic import REPORT_KIND, atomic_folder, write_marker
 from trialpool.package.loader import Package, load_package
 from trialpool.report.context import Context
@@ -85,12 +85,7 @@ def build_report(
     console = console or Console(quiet=True)
     if validation is None:
         validation = validate_package(descriptor)
-    if not validation.valid:
-        first = validation.issues[0].line() if validation.issues else ""
-        raise ValidationFailedError(
-            f"{descriptor}: package is invalid ({len(validation.issues)} problem(s); first: "
-            f"{first}); run 'trialpool validate' for the list"
-        )
+    validation.require_valid(descriptor)
     pkg = load_package(descriptor)
     the_plan, origin = resolve_plan(plan, pkg)
     since_nodes = [] if since is None else changes.since(since, descriptor, the_plan, origin)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trialpool.errors import ValidationFailedError
 from trialpool.package.loader import Package
 
 FRICTIONLESS = "frictionless"
@@ -77,6 +78,17 @@ class ValidationReport:
     def valid(self) -> bool:
         """True when no issue was found."""
         return not self.issues
+
+    def require_valid(self, descriptor: Path | str) -> None:
+        """Raise ValidationFailedError (one line: the count and the first issue) unless
+        the package is valid; for commands that go on only with a valid package."""
+        if self.valid:
+            return
+        first = self.issues[0].line() if self.issues else ""
+        raise ValidationFailedError(
+            f"{descriptor}: package is invalid ({len(self.issues)} problem(s); first: "
+            f"{first}); run 'trialpool validate' for the list"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """``{valid, descriptor, issues: [...], summary: {...}}``."""
