@@ -15,6 +15,7 @@ import importlib.util
 import io
 import json
 import shutil
+import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# A shell starts background jobs (``pytest ... &``) with SIGINT ignored, and an ignored
+# signal stays ignored in every child: the tests that interrupt a write with SIGINT would
+# then test nothing. Python's own handler is restored here; a handled signal is reset to
+# its default in the children the tests start, so Python installs its handler there too.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VALID_MINIMAL = FIXTURES / "valid_minimal"
 
