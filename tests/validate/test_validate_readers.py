@@ -127,6 +127,23 @@ def test_faults_across_blocks_match_frictionless(
     } <= rows
 
 
+def test_threaded_and_sequential_reads_give_the_same_issues(
+    valid_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small packages are read one file at a time, large ones by READ_THREADS threads:
+    both to the same issues in the same order."""
+    descriptor = tmp_path / "pkg" / "datapackage.json"
+    shutil.copytree(valid_package.parent, descriptor.parent)
+    _edit_rows(descriptor, _faults)
+    monkeypatch.setattr(fastvalidate, "THREADS_MIN_BYTES", 10**12)
+    one_by_one = validate_package(descriptor, engine="fast")
+    monkeypatch.setattr(fastvalidate, "THREADS_MIN_BYTES", 0)
+    threaded = validate_package(descriptor, engine="fast")
+    assert len(one_by_one.issues) >= 8
+    assert [i.line() for i in threaded.issues] == [i.line() for i in one_by_one.issues]
+    assert threaded.summary == one_by_one.summary
+
+
 _FL = {
     "type-error",
     "constraint-error",

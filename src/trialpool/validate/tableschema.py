@@ -77,7 +77,6 @@ def frictionless_package(package: Package) -> tuple[Any, list[ValidationIssue]]:
     name = package.descriptor_path.name
     try:
         fl_package = FlPackage(frictionless_descriptor(package), basepath=str(package.root))
-        fl_package.to_descriptor(validate=True)
     except FrictionlessException as exc:
         errors = exc.reasons or [exc.error]
         return None, [_fl_issue(e.to_descriptor(), None, name) for e in errors]
