@@ -402,3 +402,32 @@ def test_zeroin_root_at_endpoint_and_maxiter() -> None:
         f, np.array([0.0]), np.array([3.0]), np.array([-1.0]), np.array([2.0]), 0.0, 0
     )
     assert not conv[0]
+
+
+def _huge_tau2_datasets() -> list[tuple[list[float], list[float]]]:
+    """Eight studies whose effects spread by about 1e7 (tau² about 1e13 to 1e14): there,
+    metafor's absolute threshold of 1e-5 is below the resolution of tau²."""
+    out = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        out.append((rng.normal(0.0, 1e7, 8).tolist(), rng.uniform(0.5, 2.0, 8).tolist()))
+    return out
+
+
+def test_reml_converges_where_tau2_is_beyond_the_threshold_resolution() -> None:
+    """Fisher scoring stops on a change of rounding size (it alternated between two
+    neighbouring doubles until the iteration limit): the estimate is a root of the REML
+    score, Y'PPY = tr P (Viechtbauer 2005, eq. 11), up to rounding; rma and rma_batch
+    agree."""
+    data = _huge_tau2_datasets()
+    for yi, vi in data:
+        fit = rma(yi, vi, method="REML")
+        assert fit.tau2 > 1e12
+        y, w = np.asarray(yi), 1.0 / (np.asarray(vi) + fit.tau2)
+        res = y - np.sum(w * y) / np.sum(w)
+        tr_p = np.sum(w) - np.sum(w * w) / np.sum(w)
+        assert abs(np.sum(w * w * res * res) - tr_p) <= 1e-8 * tr_p
+    batch = rma_batch(np.array([d[0] for d in data]), np.array([d[1] for d in data]))
+    assert batch.converged.all()
+    singles = [rma(yi, vi, method="REML").tau2 for yi, vi in data]
+    assert np.allclose(batch.tau2, singles, rtol=1e-12, atol=0.0)

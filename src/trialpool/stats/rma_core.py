@@ -56,6 +56,11 @@ Method = Literal["FE", "DL", "REML", "PM", "ML"]
 
 #: metafor's control defaults for rma.uni (metafor 3.8-1, rma.uni.R).
 THRESHOLD = 1e-5  # Fisher scoring convergence: |change in tau²| <= threshold
+#: ... or a change of rounding size, ``ROUNDING_ULPS`` · eps · tau²: where tau² is so large
+#: (above about 1e10) that 1e-5 is below its resolution, the steps (sums here, matrix
+#: products in metafor) can alternate between neighbouring doubles forever; below it the
+#: absolute threshold is the larger and decides alone, as in metafor
+ROUNDING_ULPS = 4.0
 MAXITER = 100  # Fisher scoring / PM uniroot iterations
 TAU2_MAX = 100.0  # upper end for PM's root search (or 10·mad(yi)², if larger)
 UNIROOT_TOL = float(np.finfo(float).eps ** 0.25)  # uniroot's and metafor's tol
@@ -308,7 +313,8 @@ def _tau2_fisher(
 
     Start: the Hedges (HE) estimate truncated at 0. Step: REML
     (Y'PPY - tr P)/tr(PP), ML (Y'PPY - Σw)/Σw²; halved while it would make tau² < 0;
-    stop when |change| <= 1e-5; fail after 100 iterations. Then metafor's check: if the
+    stop when |change| <= 1e-5 (or, for tau² above about 1e10, when the change is of
+    rounding size: ``ROUNDING_ULPS``); fail after 100 iterations. Then metafor's check: if the
     log-likelihood at tau² = 0 exceeds that at the estimate by more than uniroot's tol
     (and tau² > 1e-5), tau² is set to 0 (metafor warns "may have gotten stuck at a local
     maximum").
@@ -354,7 +360,7 @@ def _tau2_fisher(
         it[act] = iteration
         if iteration > MAXITER:
             break  # the remaining rows did not converge
-        done = change <= THRESHOLD
+        done = change <= np.maximum(THRESHOLD, ROUNDING_ULPS * _EPS * np.abs(new))
         ok[act[done]] = True
         act = act[~done]
     # metafor's ll0check (ML/REML, converged, all vi > 0)
