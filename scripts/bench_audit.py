@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.copies < 1 or args.baseline_copies < 1 or args.jobs < 1:
+        parser.error("--copies, --baseline-copies and --jobs must be at least 1")
     if args.child == "audit":
         print(json.dumps(run_audit(args.paths[0], args.out, args.jobs)))
         return 0
