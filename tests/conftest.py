@@ -16,6 +16,7 @@ import io
 import json
 import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,24 @@ VALID_MINIMAL = FIXTURES / "valid_minimal"
 
 #: edit of one CSV file: text in, text (written UTF-8) or bytes (written as is) out
 CsvEdit = Callable[[str], str | bytes]
+
+
+def live_r_unavailable() -> str | None:
+    """Why the live comparisons with metafor cannot run (Rscript, metafor or jsonlite
+    missing), or None when they can."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return "Rscript not found on PATH"
+    probe = subprocess.run(
+        [rscript, "-e", "suppressPackageStartupMessages({library(metafor); library(jsonlite)})"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"R packages metafor/jsonlite not available: {probe.stderr.strip()[:200]}"
+    return None
 
 
 def _build_descriptor_module() -> Any:

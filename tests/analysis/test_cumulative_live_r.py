@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from conftest import FIXTURES
+from conftest import FIXTURES, live_r_unavailable
 from trialpool.analysis.cumulative import cumulative_of_review, study_years
 from trialpool.analysis.plan import RevManAnalysis, load_plan
 from trialpool.analysis.revman import pool_review_analysis
@@ -91,25 +91,8 @@ PM_NO_ROOT = {
 }
 
 
-def _r_available() -> str | None:
-    """Why live R tests cannot run, or None when they can."""
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        return "Rscript not found on PATH"
-    probe = subprocess.run(
-        [rscript, "-e", "suppressPackageStartupMessages({library(metafor); library(jsonlite)})"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"R packages metafor/jsonlite not available: {probe.stderr.strip()[:200]}"
-    return None
-
-
 def _run_r(work: Path, data: dict[str, Any]) -> dict[str, Any]:
-    reason = _r_available()
+    reason = live_r_unavailable()
     if reason is not None:
         pytest.skip(reason)
     rscript = shutil.which("Rscript")

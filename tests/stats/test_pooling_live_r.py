@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import live_r_unavailable
 from trialpool.errors import AnalysisError
 from trialpool.stats.pooling import ConvergenceError, rma, rma_batch, rma_mh
 
@@ -69,23 +70,6 @@ writeLines(toJSON(list(uni = uni, mh = mh), auto_unbox = TRUE, digits = NA, null
 """
 
 
-def _r_available() -> str | None:
-    """Why live R tests cannot run, or None when they can."""
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        return "Rscript not found on PATH"
-    probe = subprocess.run(
-        [rscript, "-e", "suppressPackageStartupMessages({library(metafor); library(jsonlite)})"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"R packages metafor/jsonlite not available: {probe.stderr.strip()[:200]}"
-    return None
-
-
 def _datasets() -> list[dict[str, list[float]]]:
     rng = np.random.default_rng(20250601)
     out = []
@@ -127,7 +111,7 @@ def _tables() -> list[dict[str, list[int]]]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    reason = _r_available()
+    reason = live_r_unavailable()
     if reason is not None:
         pytest.skip(reason)
     rscript = shutil.which("Rscript")
@@ -273,7 +257,7 @@ def test_reml_with_huge_tau2_against_live_metafor(tmp_path: Path) -> None:
     rounding size: where metafor converged, the same estimate; where it did not,
     trialpool still gives the REML root (a documented difference; see
     test_pooling.test_reml_converges_where_tau2_is_beyond_the_threshold_resolution)."""
-    reason = _r_available()
+    reason = live_r_unavailable()
     if reason is not None:
         pytest.skip(reason)
     from test_pooling import _huge_tau2_datasets
