@@ -181,8 +181,8 @@ def test_bundled_section_in_the_report(bundled: Path) -> None:
     # the reasons are the data's, as footnotes (Markdown-escaped, so compare a plain part)
     with open(REPO / "data" / "certainty.csv", encoding="utf-8", newline="") as handle:
         ratings = list(csv.DictReader(handle))
-    for rating in ratings:
-        assert rating["imprecision_reason"].split(":")[0] in sof
+    for row in ratings:
+        assert row["imprecision_reason"].split(":")[0] in sof
     assert "Lu 2025 gives no certainty rating" in sof
     assert "| 444 per 1,000 | 268 per 1,000 (158 to 453)" in sof  # 24/54; RR 0.60 [0.36, 1.02]
     exports = md[md.index("## Exports") :]
@@ -197,61 +197,51 @@ def test_bundled_section_in_the_report(bundled: Path) -> None:
 
 # --------------------------------------------------------------- pooled results (dat.bcg)
 
+#: a rating with no domain rated down or up (randomised trials: high); tests change keys
+NO_CONCERNS = {
+    "study_design": "randomised",
+    "risk_of_bias": "not_serious",
+    "inconsistency": "not_serious",
+    "indirectness": "not_serious",
+    "imprecision": "not_serious",
+    "publication_bias": "not_serious",
+    "large_effect": "none",
+    "dose_response": "none",
+    "plausible_confounding": "none",
+    "certainty": "high",
+    "assessor": "test assessor",
+}
+
+
+def rating(**changes: str) -> dict[str, str]:
+    return {**NO_CONCERNS, **changes}
+
+
 BCG_RATINGS = [
-    {
-        "analysis_id": "tb-52w",
-        "timepoint": "week_52",
-        "outcome": "tuberculosis",
-        "study_design": "non_randomised",
-        "risk_of_bias": "not_serious",
-        "inconsistency": "serious",
-        "inconsistency_reason": "Test fixture: I² is large.",
-        "indirectness": "not_serious",
-        "imprecision": "not_serious",
-        "publication_bias": "not_serious",
-        "large_effect": "large",
-        "large_effect_reason": "Test fixture: RR about 0.5.",
-        "dose_response": "none",
-        "plausible_confounding": "none",
-        "certainty": "low",
-        "comment": "Test fixture rating, not a real judgement.",
-        "assessor": "test assessor",
-        "source_id": "colditz1994",
-    },
-    {
-        "analysis_id": "tb-52w",
-        "timepoint": "week_26",
-        "outcome": "tuberculosis",
-        "study_design": "randomised",
-        "risk_of_bias": "not_serious",
-        "inconsistency": "not_serious",
-        "indirectness": "not_serious",
-        "imprecision": "not_serious",
-        "publication_bias": "not_serious",
-        "large_effect": "none",
-        "dose_response": "none",
-        "plausible_confounding": "none",
-        "certainty": "high",
-        "assessor": "test assessor",
-        "source_id": "colditz1994",
-    },
-    {
-        "analysis_id": "tb-rct",
-        "timepoint": "week_52",
-        "outcome": "tuberculosis",
-        "study_design": "non_randomised",
-        "risk_of_bias": "not_serious",
-        "inconsistency": "not_serious",
-        "indirectness": "not_serious",
-        "imprecision": "not_serious",
-        "publication_bias": "not_serious",
-        "large_effect": "none",
-        "dose_response": "none",
-        "plausible_confounding": "none",
-        "certainty": "low",
-        "assessor": "test assessor",
-        "source_id": "colditz1994",
-    },
+    rating(
+        analysis_id="tb-52w",
+        timepoint="week_52",
+        outcome="tuberculosis",
+        study_design="non_randomised",
+        inconsistency="serious",
+        inconsistency_reason="Test fixture: I² is large.",
+        large_effect="large",
+        large_effect_reason="Test fixture: RR about 0.5.",
+        certainty="low",
+        comment="Test fixture rating, not a real judgement.",
+        source_id="colditz1994",
+    ),
+    rating(
+        analysis_id="tb-52w", timepoint="week_26", outcome="tuberculosis", source_id="colditz1994"
+    ),
+    rating(
+        analysis_id="tb-rct",
+        timepoint="week_52",
+        outcome="tuberculosis",
+        study_design="non_randomised",
+        certainty="low",
+        source_id="colditz1994",
+    ),
 ]
 
 
@@ -389,26 +379,12 @@ def test_no_certainty_resource(tmp_path: Path) -> None:
 def test_rating_of_another_outcome(tmp_path: Path) -> None:
     """Certainty rows matched by analysis and time point (one per time point): one names
     another outcome, one starts from randomised trials for a non-randomised study."""
-    rating = {
-        "analysis_id": "death-24w",
-        "timepoint": "week_24",
-        "outcome": "meld",
-        "study_design": "randomised",
-        "risk_of_bias": "not_serious",
-        "inconsistency": "not_serious",
-        "indirectness": "not_serious",
-        "imprecision": "not_serious",
-        "publication_bias": "not_serious",
-        "large_effect": "none",
-        "dose_response": "none",
-        "plausible_confounding": "none",
-        "certainty": "high",
-        "assessor": "test assessor",
-        "source_id": "test_a",
-    }
+    death24 = rating(
+        analysis_id="death-24w", timepoint="week_24", outcome="meld", source_id="test_a"
+    )
     descriptor = build_package(tmp_path / "pkg")
-    week12 = {**rating, "timepoint": "week_12", "outcome": "death"}
-    write_certainty(descriptor, [rating, week12])
+    week12 = {**death24, "timepoint": "week_12", "outcome": "death"}
+    write_certainty(descriptor, [death24, week12])
     plan = parse_plan(
         {
             "title": "death (test plan)",
@@ -457,24 +433,15 @@ def test_imported_revman_review(tmp_path: Path) -> None:
     write_certainty(
         descriptor,
         [
-            {
-                "analysis_id": first.id,
-                "timepoint": first.timepoint,  # type: ignore[union-attr]
-                "outcome": first.outcome,
-                "study_design": "randomised",
-                "risk_of_bias": "serious",
-                "risk_of_bias_reason": "Test fixture reason.",
-                "inconsistency": "not_serious",
-                "indirectness": "not_serious",
-                "imprecision": "not_serious",
-                "publication_bias": "not_serious",
-                "large_effect": "none",
-                "dose_response": "none",
-                "plausible_confounding": "none",
-                "certainty": "moderate",
-                "assessor": "test assessor",
-                "source_id": load_package(descriptor).table("sources")["source_id"].iloc[0],
-            }
+            rating(
+                analysis_id=first.id,
+                timepoint=first.timepoint,  # type: ignore[union-attr]
+                outcome=first.outcome,  # type: ignore[union-attr]
+                risk_of_bias="serious",
+                risk_of_bias_reason="Test fixture reason.",
+                certainty="moderate",
+                source_id=load_package(descriptor).table("sources")["source_id"].iloc[0],
+            )
         ],
     )
     out = tmp_path / "report"
