@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_validate import frictionless_valid, run_cli
 
-import trialpool.cli as cli_module
 from conftest import REPO, CsvEdit
 from trialpool.validate import validate_package
 from trialpool.validate.certainty import (
@@ -76,25 +76,6 @@ def rows_csv(*rows: dict[str, str]) -> CsvEdit:
         return out.getvalue()
 
     return edit
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    saved = cli_module.console
-    cli_module.console = Console(file=buffer, width=200, highlight=False)
-    try:
-        code = cli_module.main(list(args))
-    finally:
-        cli_module.console = saved
-    return code, buffer.getvalue()
-
-
-def frictionless_valid(descriptor: Path) -> bool:
-    from frictionless import Package
-
-    return bool(Package(str(descriptor)).validate().valid)
 
 
 def where(descriptor: Path, engine: str) -> set[tuple[str, str | None, int | None, str | None]]:
